@@ -1,0 +1,60 @@
+# Two commands on a fresh machine: `make reproduce` (set up + whole pipeline) and `make test`.
+# Needs only python3 (3.11) with venv and pip. Everything installs into .venv/ in this directory.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: setup reproduce test test-data bench report dvc.yaml checkout pull lock lint clean-venv
+
+setup: $(STAMP)  ## create .venv with the pinned environment (idempotent, fast when done)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+reproduce: setup  ## set up, then run the whole pipeline (snakemake --cores all)
+	source $(BIN)/activate && snakemake --cores $(CORES)
+
+test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian package; root only)
+	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
+	   && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+
+test: setup test-data  ## set up, then run the test suite
+	source $(BIN)/activate && pytest
+
+bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)
+	source $(BIN)/activate && python -m flowtheory.bench
+
+report: setup  ## one HTML report with every figure and caption
+	source $(BIN)/activate && snakemake --report results/report.html
+
+dvc.yaml: setup  ## regenerate dvc.yaml from src/flowtheory/paths.py
+	$(BIN)/python -m flowtheory.dvc_export > dvc.yaml
+
+checkout: setup  ## restore the results recorded in dvc.lock (after git checkout), then sync Snakemake
+	source $(BIN)/activate && dvc checkout && snakemake --cores 1 --touch
+
+pull: setup  ## fetch results from the DVC remote, then sync Snakemake
+	source $(BIN)/activate && dvc pull && snakemake --cores 1 --touch
+
+lock:  ## re-resolve the pins in requirements.txt from pyproject.toml
+	rm -rf /tmp/flowtheory-lock && $(PYTHON) -m venv /tmp/flowtheory-lock
+	/tmp/flowtheory-lock/bin/pip install --quiet . && /tmp/flowtheory-lock/bin/pip freeze --exclude flowtheory \
+	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.txt.new
+	(head -2 requirements.txt; cat requirements.txt.new) > requirements.txt.tmp && mv requirements.txt.tmp requirements.txt
+	rm requirements.txt.new
+
+lint: setup
+	source $(BIN)/activate && snakemake --lint && snakefmt --check Snakefile workflow/rules
+
+clean-venv:
+	rm -rf $(VENV)

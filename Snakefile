@@ -1,0 +1,33 @@
+# flowtheory: replication pipeline for Feinman & Parthasarathy, "A Linear Systems Theory of
+# Normalizing Flows" (arXiv 1907.06496). Run `snakemake --cores all` from the repository root.
+# Stages: data -> train -> analysis -> components -> figures (one target rule `stage_<name>` each).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# `--configfile X` replaces the default config instead of being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/components.smk"
+include: "workflow/rules/figures.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.stage_figures.input,
+
+
+onsuccess:
+    print(on_success())

@@ -1,0 +1,106 @@
+"""Toy data sets (each generator takes one explicit ``numpy.random.Generator``) and the dispatcher
+that builds any configured data set, MNIST included.
+
+A data set is a dict of arrays: ``x_train``, ``x_valid`` (n × d, float64), ``c_train``,
+``c_valid`` (a colouring variable: the curve parameter for manifolds, the label for MNIST), and
+``oracle_cov`` (the true covariance where one exists in closed form, else an empty array).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["KINDS", "circle", "gaussian", "line", "make_dataset", "s_curve", "swiss_roll"]
+
+KINDS = ("gaussian", "line", "circle", "scurve", "swissroll", "mnist")
+
+
+def s_curve(n: int, rng: np.random.Generator, scale_eta0: float = 0.15, noise: float = 0.0):
+    """The authors' S-curve (``util.make_s_curve``, paper.md §6.1), not scikit-learn's.
+
+    η0 ~ N(0, scale_eta0²), η1 ~ U(0, 1), t = 3π η0; x = (sin t, 2 η1, sign(t)(cos t − 1)) plus
+    optional isotropic noise. With ``noise=0`` it is an exactly 2-D sheet in R³.
+
+    Returns:
+        ``(X, t)`` with shapes (n, 3) and (n,).
+    """
+    t = 3 * np.pi * rng.normal(0.0, scale_eta0, n)
+    eta1 = rng.uniform(0.0, 1.0, n)
+    X = np.stack([np.sin(t), 2 * eta1, np.sign(t) * (np.cos(t) - 1)], axis=1)
+    if noise:
+        X = X + noise * rng.normal(size=X.shape)
+    return X, t
+
+
+def gaussian(n: int, rng: np.random.Generator, mean, cov):
+    """A correlated Gaussian; the colouring variable is the projection on the leading PCA axis."""
+    mean, cov = np.asarray(mean, float), np.asarray(cov, float)
+    X = rng.multivariate_normal(mean, cov, n)
+    lead = np.linalg.eigh(cov)[1][:, -1]
+    return X, (X - mean) @ lead
+
+
+def line(n: int, rng: np.random.Generator, slope: float = 0.5, noise: float = 0.0):
+    """Points on the line x₂ = slope · x₁ in 2-D (a singular covariance), t ~ N(0, 1)."""
+    t = rng.normal(0.0, 1.0, n)
+    X = np.stack([t, slope * t], axis=1)
+    if noise:
+        X = X + noise * rng.normal(size=X.shape)
+    return X, t
+
+
+def circle(n: int, rng: np.random.Generator, radius: float = 1.0, arc: float = 1.5 * np.pi, noise: float = 0.0):
+    """A 1-D arc of a circle in 2-D, angle uniform on [0, arc)."""
+    t = rng.uniform(0.0, arc, n)
+    X = radius * np.stack([np.cos(t), np.sin(t)], axis=1)
+    if noise:
+        X = X + noise * rng.normal(size=X.shape)
+    return X, t
+
+
+def swiss_roll(n: int, rng: np.random.Generator, noise: float = 0.0):
+    """The Swiss roll, a 2-D sheet in 3-D, scaled to unit order of magnitude."""
+    t = 1.5 * np.pi * (1 + 2 * rng.uniform(0.0, 1.0, n))
+    h = 2 * rng.uniform(0.0, 1.0, n)
+    X = np.stack([t * np.cos(t), 2 * h, t * np.sin(t)], axis=1) / 5.0
+    if noise:
+        X = X + noise * rng.normal(size=X.shape)
+    return X, t
+
+
+def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
+    """Builds the configured data set (``data.datasets.<name>`` in the config).
+
+    Arguments:
+        spec: the data set's config entry; ``kind`` is one of :data:`KINDS`.
+        seed: seeds one ``numpy.random.Generator`` for sampling and the train/validation split.
+    """
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
+    rng = np.random.default_rng(seed)
+    if kind == "mnist":
+        from .mnist import load_mnist
+
+        return load_mnist(spec, rng)
+    n_train, n_valid = spec["n_train"], spec["n_valid"]
+    n = n_train + n_valid
+    oracle = np.empty((0, 0))
+    if kind == "scurve":
+        X, c = s_curve(n, rng, spec.get("scale_eta0", 0.15), spec.get("noise", 0.0))
+    elif kind == "gaussian":
+        X, c = gaussian(n, rng, spec["mean"], spec["cov"])
+        oracle = np.asarray(spec["cov"], float)
+    elif kind == "line":
+        X, c = line(n, rng, spec.get("slope", 0.5), spec.get("noise", 0.0))
+    elif kind == "circle":
+        X, c = circle(n, rng, spec.get("radius", 1.0), spec.get("arc", 1.5 * np.pi), spec.get("noise", 0.0))
+    else:
+        X, c = swiss_roll(n, rng, spec.get("noise", 0.0))
+    return {
+        "x_train": X[:n_train],
+        "x_valid": X[n_train:],
+        "c_train": c[:n_train],
+        "c_valid": c[n_train:],
+        "oracle_cov": oracle,
+    }

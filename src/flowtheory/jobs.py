@@ -1,0 +1,31 @@
+"""Glue for ``workflow/scripts``: one torch thread, a log file, and one clear error line.
+
+Each script is ``jobs.run(snakemake, lambda log: <one package call>)``. The full traceback goes to
+the rule's log; the console gets ``flowtheory: error: <message>`` and the job exits non-zero, so
+Snakemake deletes its partial outputs.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+
+__all__ = ["run"]
+
+
+def run(smk, job: Callable[[Callable[[str], None]], object]) -> None:
+    from .pipeline import set_threads
+
+    set_threads(max(1, int(getattr(smk, "threads", 1))))
+    with open(smk.log[0], "w", buffering=1) as fh:
+
+        def log(message: str) -> None:
+            print(message, file=fh, flush=True)
+
+        try:
+            job(log)
+        except Exception as err:  # noqa: BLE001 - every failure becomes one clear line
+            traceback.print_exc(file=fh)
+            print(f"flowtheory: error in {smk.rule}: {err}", file=sys.stderr, flush=True)
+            sys.exit(1)

@@ -1,0 +1,140 @@
+"""All file I/O of the pipeline: atomic writes, deterministic bytes, checked reads.
+
+Every writer writes to a temporary file in the target's directory and renames it into place, so a
+killed job never leaves a half-written file under its final name. Readers check what they load and
+raise :class:`DataError` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DataError",
+    "atomic_path",
+    "load_checkpoint",
+    "load_dataset",
+    "load_json",
+    "save_checkpoint",
+    "save_csv",
+    "save_json",
+    "save_npz",
+    "save_text",
+]
+
+DATASET_KEYS = ("x_train", "x_valid", "c_train", "c_valid", "oracle_cov")
+#: floats in CSV tables: 10 significant digits, enough for every check and byte-stable
+CSV_FLOAT_FORMAT = "%.10g"
+
+
+class DataError(ValueError):
+    """A missing, unreadable or malformed pipeline file."""
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary path next to ``path``; renames it to ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _clean(obj):
+    """JSON-safe: non-finite floats become None, numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def save_json(path: str | Path, obj) -> None:
+    save_text(path, json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: str | Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read JSON ({e})") from None
+
+
+def save_csv(path: str | Path, frame) -> None:
+    """A pandas DataFrame as CSV with a fixed float format (byte-stable across runs)."""
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n")
+    save_text(path, buf.getvalue())
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    """Uncompressed npz; numpy writes fixed zip timestamps, so the bytes are deterministic."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
+    """Loads and checks a data set written by the data stage."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: cannot read data set ({e})") from None
+    missing = [k for k in DATASET_KEYS if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing arrays {missing}; expected {list(DATASET_KEYS)}")
+    for key in ("x_train", "x_valid"):
+        x = data[key]
+        if x.ndim != 2 or len(x) == 0:
+            raise DataError(f"{path}: {key} must be a non-empty 2-D array, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise DataError(f"{path}: {key} contains NaN or inf values")
+    if data["x_train"].shape[1] != data["x_valid"].shape[1]:
+        raise DataError(f"{path}: x_train and x_valid have different dimensions")
+    return data
+
+
+def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> None:
+    """A state dict plus the flow's config (plain types only, so it loads with weights_only)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state_dict, "meta": meta}, tmp)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """Loads a checkpoint with ``weights_only=True``; returns ``(state_dict, meta)``."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise DataError(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or set(ckpt) != {"state_dict", "meta"}:
+        raise DataError(f"{path}: not a flowtheory checkpoint (expected keys 'state_dict' and 'meta')")
+    return ckpt["state_dict"], ckpt["meta"]

@@ -1,0 +1,54 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation: {extension: .py, format_name: percent}
+#   kernelspec: {display_name: Python 3, language: python, name: python3}
+# ---
+
+# %% [markdown]
+# # Figure E: MNIST (paper claims 3 and 5)
+# Left: variance spectrum of the un-whitened components (sorted), of the whitened latents and the
+# global PCA eigenvalues, for the stabilized runs. Right: leading local principal directions v_k(x)
+# (28 × 28) at example digits of several classes.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from flowtheory import plotting
+
+smk = plotting.context(globals(), "fig_e_mnist")
+spectra = pd.read_csv(smk.input.component_spectra)
+spectra = spectra[spectra.experiment == "mnist_mlp"]
+runs = plotting.load_runs(smk.input.components, "components")
+
+# %%
+n_dirs, n_digits = 4, 5
+fig = plt.figure(figsize=(14, 5))
+grid = fig.add_gridspec(n_digits, 2 + n_dirs, width_ratios=[4, 0.3] + [1] * n_dirs)
+ax = fig.add_subplot(grid[:, 0])
+for (stab, seed), g in spectra.groupby(["stabilizer", "seed"]):
+    ax.plot(np.sort(g.var_yhat.to_numpy())[::-1], label=f"un-whitened ŷ ({stab})")
+    ax.plot(np.sort(g.var_y.to_numpy())[::-1], ls="--", label=f"whitened y ({stab})")
+if len(spectra):
+    ax.plot(np.sort(spectra.groupby("component").pca_eigenvalue.first().to_numpy())[::-1], "k:", label="global PCA")
+ax.set(yscale="log", xlabel="component (sorted)", ylabel="variance", title="MNIST variance spectra")
+ax.legend(fontsize=7)
+stab_runs = [k for k in sorted(runs) if k[1] != "none"]
+if stab_runs:
+    r = runs[stab_runs[0]]
+    labels = r["c"].astype(int)
+    picks = [int(np.flatnonzero(labels == lab)[0]) for lab in sorted(set(labels))[:n_digits]]
+    for i, p in enumerate(picks):
+        for k in range(n_dirs):
+            a = fig.add_subplot(grid[i, 2 + k])
+            a.imshow(r["directions"][p, :, k].reshape(28, 28), cmap="RdBu_r")
+            a.set_xticks([])
+            a.set_yticks([])
+            if i == 0:
+                a.set_title(f"v{k + 1}", fontsize=8)
+            if k == 0:
+                a.set_ylabel(f"digit {labels[p]}", fontsize=8)
+plotting.save(fig, smk.output.png, smk.output.pdf)

@@ -1,0 +1,49 @@
+rule analyze:
+    input:
+        data=data_of_run,
+        model=paths.MODEL,
+        run_metrics=paths.RUN_METRICS,
+        code=code("analysis"),
+    output:
+        points=paths.ANALYSIS_POINTS,
+        metrics=paths.ANALYSIS_METRICS,
+    params:
+        cfg=config["analysis"],
+        kind=dataset_kind,
+    log:
+        "logs/analysis/{experiment}/{stabilizer}/seed{seed}.log",
+    benchmark:
+        "benchmarks/analysis/{experiment}/{stabilizer}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb,
+        runtime=runtime_min,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/analyze.py"
+
+
+rule summarize_analysis:
+    input:
+        metrics=run_files(paths.ANALYSIS_METRICS),
+        code=code("analysis"),
+    output:
+        json=paths.ANALYSIS_SUMMARY,
+    params:
+        stage="analysis",
+    log:
+        "logs/summarize/analysis.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summarize.py"
+
+
+rule stage_analysis:
+    input:
+        paths.stage_targets("analysis", config),

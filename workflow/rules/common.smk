@@ -1,0 +1,67 @@
+# Shared helpers: config validation, targets and per-rule params, all from src/flowtheory.
+import dataclasses
+
+from flowtheory import config as ftconfig
+from flowtheory import hooks, paths
+
+
+try:
+    ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
+except ftconfig.ConfigError as err:
+    raise WorkflowError(str(err))
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_.-]+",
+    experiment=r"[A-Za-z0-9_.-]+",
+    stabilizer=r"[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+
+
+CONDA_ENV = "../envs/pipeline.yaml"
+
+
+def code(stage):
+    """The package modules a stage's rules import: edits to them rerun the rule."""
+    return paths.STAGES[stage].module_paths()
+
+
+def dataset_spec(wildcards):
+    return config["data"]["datasets"][wildcards.dataset]
+
+
+def data_of_run(wildcards):
+    return paths.DATA.format(dataset=config["experiments"][wildcards.experiment]["dataset"])
+
+
+def dataset_kind(wildcards):
+    return config["data"]["datasets"][config["experiments"][wildcards.experiment]["dataset"]]["kind"]
+
+
+def run_spec(wildcards):
+    spec = ftconfig.run_spec(config, wildcards.experiment, wildcards.stabilizer, int(wildcards.seed))
+    return dataclasses.asdict(spec)
+
+
+def is_highdim(wildcards):
+    return config["experiments"][wildcards.experiment]["dataset"] in highdim_datasets()
+
+
+def highdim_datasets():
+    return [n for n, d in config["data"]["datasets"].items() if d["kind"] == "mnist"]
+
+
+def mem_mb(wildcards):
+    return 4000 if is_highdim(wildcards) else 1000
+
+
+def runtime_min(wildcards):
+    return 30 if is_highdim(wildcards) else 15
+
+
+def run_files(template, experiments=None):
+    return paths.run_files(template, config, experiments)
+
+
+def on_success():
+    return hooks.on_success(config, workflow.overwrite_configfiles)

@@ -1,0 +1,50 @@
+rule components:
+    input:
+        data=data_of_run,
+        model=paths.MODEL,
+        run_metrics=paths.RUN_METRICS,
+        code=code("components"),
+    output:
+        npz=paths.COMPONENTS_NPZ,
+        csv=paths.COMPONENTS_CSV,
+        metrics=paths.COMPONENTS_METRICS,
+    params:
+        cfg=config["components"],
+    log:
+        "logs/components/{experiment}/{stabilizer}/seed{seed}.log",
+    benchmark:
+        "benchmarks/components/{experiment}/{stabilizer}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb,
+        runtime=runtime_min,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/components.py"
+
+
+rule summarize_components:
+    input:
+        metrics=run_files(paths.COMPONENTS_METRICS),
+        code=code("components"),
+    output:
+        json=paths.COMPONENTS_SUMMARY,
+        csv=paths.COMPONENTS_SPECTRA,
+    params:
+        stage="components",
+    log:
+        "logs/summarize/components.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summarize.py"
+
+
+rule stage_components:
+    input:
+        paths.stage_targets("components", config),

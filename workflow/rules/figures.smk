@@ -1,0 +1,66 @@
+def notebook_inputs(name):
+    """Stage summaries plus the per-run outputs of the experiments notebook `name` shows."""
+
+    def inputs(wildcards):
+        return {**paths.notebook_inputs(config, name), "code": code("figures")}
+
+    return inputs
+
+
+# One rule per figure/table notebook (workflow/notebooks/<name>.py, a jupytext percent file), so
+# that each has its own caption in the report and editing one notebook reruns only its outputs.
+for nb, (first, second) in paths.NOTEBOOKS.items():
+    is_figure = nb.startswith("fig_")
+
+    rule:
+        name:
+            nb
+        input:
+            unpack(notebook_inputs(nb)),
+        output:
+            **{
+                ("png" if is_figure else "csv"): report(
+                    first,
+                    caption=f"../report/{nb}.rst",
+                    category="Figures" if is_figure else "Tables",
+                ),
+                ("pdf" if is_figure else "md"): second,
+            },
+        params:
+            experiments=config["experiments"],
+        log:
+            f"logs/figures/{nb}.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            CONDA_ENV
+        script:
+            f"../notebooks/{nb}.py"
+
+
+rule claims:
+    input:
+        **paths.SUMMARIES,
+        paper_map=paths.PAPER_MAP,
+        code=code("figures"),
+    output:
+        json=paths.CLAIMS_JSON,
+        md=paths.CLAIMS_MD,
+        metrics=paths.CLAIMS_METRICS,
+    log:
+        "logs/figures/claims.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/claims.py"
+
+
+rule stage_figures:
+    input:
+        paths.stage_targets("figures", config),

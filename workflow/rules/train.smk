@@ -1,0 +1,49 @@
+rule train:
+    input:
+        data=data_of_run,
+        code=code("train"),
+    output:
+        model=paths.MODEL,
+        history=paths.HISTORY,
+        metrics=paths.RUN_METRICS,
+    params:
+        spec=run_spec,
+    log:
+        "logs/train/{experiment}/{stabilizer}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{experiment}/{stabilizer}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=mem_mb,
+        runtime=runtime_min,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/train.py"
+
+
+rule summarize_train:
+    input:
+        metrics=run_files(paths.RUN_METRICS),
+        history=run_files(paths.HISTORY),
+        code=code("train"),
+    output:
+        json=paths.TRAIN_SUMMARY,
+        csv=paths.TRAIN_HISTORY,
+    params:
+        stage="train",
+    log:
+        "logs/summarize/train.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/summarize.py"
+
+
+rule stage_train:
+    input:
+        paths.stage_targets("train", config),

@@ -1,0 +1,14 @@
+"""Claims stage: every claim of the paper as an executable check (flowtheory.claims, paper_map.yaml)."""
+from flowtheory import claims, jobs
+
+jobs.run(
+    snakemake,
+    lambda log: claims.write_claims(
+        snakemake.input.paper_map,
+        {k: snakemake.input[k] for k in claims.SUMMARY_KEYS},
+        snakemake.output.json,
+        snakemake.output.md,
+        snakemake.output.metrics,
+        log=log,
+    ),
+)
