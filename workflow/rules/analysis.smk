@@ -7,19 +7,19 @@ rule analyze:
     output:
         points=paths.ANALYSIS_POINTS,
         metrics=paths.ANALYSIS_METRICS,
-    params:
-        cfg=config["analysis"],
-        kind=dataset_kind,
     log:
         "logs/analysis/{experiment}/{stabilizer}/seed{seed}.log",
     benchmark:
         "benchmarks/analysis/{experiment}/{stabilizer}/seed{seed}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=config["analysis"],
+        kind=dataset_kind,
     script:
         "../scripts/analyze.py"
 
@@ -30,16 +30,16 @@ rule summarize_analysis:
         code=code("analysis"),
     output:
         json=paths.ANALYSIS_SUMMARY,
-    params:
-        stage="analysis",
     log:
         "logs/summarize/analysis.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        stage="analysis",
     script:
         "../scripts/summarize.py"
 

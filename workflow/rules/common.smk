@@ -4,7 +4,6 @@ import dataclasses
 from flowtheory import config as ftconfig
 from flowtheory import hooks, paths
 
-
 try:
     ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
 except ftconfig.ConfigError as err:
@@ -31,15 +30,21 @@ def dataset_spec(wildcards):
 
 
 def data_of_run(wildcards):
-    return paths.DATA.format(dataset=config["experiments"][wildcards.experiment]["dataset"])
+    return paths.DATA.format(
+        dataset=config["experiments"][wildcards.experiment]["dataset"]
+    )
 
 
 def dataset_kind(wildcards):
-    return config["data"]["datasets"][config["experiments"][wildcards.experiment]["dataset"]]["kind"]
+    return config["data"]["datasets"][
+        config["experiments"][wildcards.experiment]["dataset"]
+    ]["kind"]
 
 
 def run_spec(wildcards):
-    spec = ftconfig.run_spec(config, wildcards.experiment, wildcards.stabilizer, int(wildcards.seed))
+    spec = ftconfig.run_spec(
+        config, wildcards.experiment, wildcards.stabilizer, int(wildcards.seed)
+    )
     return dataclasses.asdict(spec)
 
 
@@ -61,6 +66,15 @@ def runtime_min(wildcards):
 
 def run_files(template, experiments=None):
     return paths.run_files(template, config, experiments)
+
+
+def notebook_inputs(name):
+    """Stage summaries plus the per-run outputs of the experiments notebook `name` shows."""
+
+    def inputs(wildcards):
+        return {**paths.notebook_inputs(config, name), "code": code("figures")}
+
+    return inputs
 
 
 def on_success():

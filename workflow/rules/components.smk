@@ -8,18 +8,18 @@ rule components:
         npz=paths.COMPONENTS_NPZ,
         csv=paths.COMPONENTS_CSV,
         metrics=paths.COMPONENTS_METRICS,
-    params:
-        cfg=config["components"],
     log:
         "logs/components/{experiment}/{stabilizer}/seed{seed}.log",
     benchmark:
         "benchmarks/components/{experiment}/{stabilizer}/seed{seed}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=config["components"],
     script:
         "../scripts/components.py"
 
@@ -31,16 +31,16 @@ rule summarize_components:
     output:
         json=paths.COMPONENTS_SUMMARY,
         csv=paths.COMPONENTS_SPECTRA,
-    params:
-        stage="components",
     log:
         "logs/summarize/components.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        stage="components",
     script:
         "../scripts/summarize.py"
 

@@ -3,17 +3,17 @@ rule make_data:
         code=code("data"),
     output:
         paths.DATA,
-    params:
-        spec=dataset_spec,
-        seed=config["data"]["seed"],
     log:
         "logs/data/{dataset}.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        spec=dataset_spec,
+        seed=config["data"]["seed"],
     script:
         "../scripts/make_data.py"
 

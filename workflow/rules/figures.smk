@@ -1,12 +1,3 @@
-def notebook_inputs(name):
-    """Stage summaries plus the per-run outputs of the experiments notebook `name` shows."""
-
-    def inputs(wildcards):
-        return {**paths.notebook_inputs(config, name), "code": code("figures")}
-
-    return inputs
-
-
 # One rule per figure/table notebook (workflow/notebooks/<name>.py, a jupytext percent file), so
 # that each has its own caption in the report and editing one notebook reruns only its outputs.
 for nb, (first, second) in paths.NOTEBOOKS.items():
@@ -26,16 +17,16 @@ for nb, (first, second) in paths.NOTEBOOKS.items():
                 ),
                 ("pdf" if is_figure else "md"): second,
             },
-        params:
-            experiments=config["experiments"],
         log:
             f"logs/figures/{nb}.log",
+        conda:
+            CONDA_ENV
         threads: 1
         resources:
             mem_mb=2000,
             runtime=10,
-        conda:
-            CONDA_ENV
+        params:
+            experiments=config["experiments"],
         script:
             f"../notebooks/{nb}.py"
 
@@ -51,12 +42,12 @@ rule claims:
         metrics=paths.CLAIMS_METRICS,
     log:
         "logs/figures/claims.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/claims.py"
 

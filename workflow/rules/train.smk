@@ -6,18 +6,18 @@ rule train:
         model=paths.MODEL,
         history=paths.HISTORY,
         metrics=paths.RUN_METRICS,
-    params:
-        spec=run_spec,
     log:
         "logs/train/{experiment}/{stabilizer}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{experiment}/{stabilizer}/seed{seed}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
-    conda:
-        CONDA_ENV
+    params:
+        spec=run_spec,
     script:
         "../scripts/train.py"
 
@@ -30,16 +30,16 @@ rule summarize_train:
     output:
         json=paths.TRAIN_SUMMARY,
         csv=paths.TRAIN_HISTORY,
-    params:
-        stage="train",
     log:
         "logs/summarize/train.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        stage="train",
     script:
         "../scripts/summarize.py"
 

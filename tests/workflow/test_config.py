@@ -1,0 +1,96 @@
+"""Config validation: both shipped configs pass; every kind of bad config is refused with one
+message that names the key, both by the package and by Snakemake itself."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from flowtheory.config import ConfigError, check, load
+
+
+@pytest.fixture(scope="module")
+def ci(request):
+    root = request.config.rootpath
+    return yaml.safe_load((root / "config" / "ci.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "ci.yaml"])
+def test_shipped_configs_validate(root, name):
+    load(root / "config" / name)
+
+
+def _set(cfg: dict, dotted: str, value):
+    keys = dotted.split(".")
+    node = cfg
+    for k in keys[:-1]:
+        node = node[k]
+    if value is _DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return cfg
+
+
+_DELETE = object()
+
+BAD = [
+    # (dotted key, value, words the message must contain)
+    ("trian", {"lr": 1.0}, ["trian", "unknown key"]),
+    ("data.datasets.scurve.nosie", 0.1, ["data.datasets.scurve", "nosie"]),
+    ("train.lr", "fast", ["train.lr", "number"]),
+    ("train.batch_size", 0, ["train.batch_size", "minimum"]),
+    ("stabilizers.noise_1e-2.lam", -0.1, ["stabilizers.noise_1e-2.lam", "minimum"]),
+    ("stabilizers.weight_1e-2.lam", 0.0, ["stabilizers.weight_1e-2.lam", "lam > 0"]),
+    ("stabilizers.weight_1e-2.kind", "ridge", ["stabilizers.weight_1e-2.kind", "ridge"]),
+    ("experiments.scurve_mlp.epochs", 0, ["experiments.scurve_mlp.epochs", "minimum"]),
+    ("experiments.scurve_mlp.epochs", 2.5, ["experiments.scurve_mlp.epochs", "integer"]),
+    ("seeds", [], ["seeds"]),
+    ("seeds", [0, 0], ["seeds", "non-unique"]),
+    ("experiments.scurve_mlp.dataset", "moons", ["experiments.scurve_mlp.dataset", "moons"]),
+    ("experiments.scurve_mlp.flow", "glow", ["experiments.scurve_mlp.flow", "glow"]),
+    ("experiments.scurve_mlp.stabilizers", ["none", "dropout"], ["experiments.scurve_mlp.stabilizers", "dropout"]),
+    ("flows.mlp.kind", "glow", ["flows.mlp.kind", "glow"]),
+    ("flows.mlp.activation", "relu", ["flows.mlp.activation", "relu"]),
+    ("data.datasets.gaussian.cov", _DELETE, ["data.datasets.gaussian", "cov"]),
+    ("data.datasets.mnist.source", "idx", ["data.datasets.mnist", "images"]),
+    ("data.datasets.mnist.n_train", -5, ["data.datasets.mnist.n_train", "minimum"]),
+    ("device", "tpu", ["device", "tpu"]),
+    ("analysis", _DELETE, ["analysis"]),
+]
+
+
+@pytest.mark.parametrize("key,value,words", BAD, ids=[b[0] + ":" + repr(b[1])[:12] for b in BAD])
+def test_bad_config_names_the_key(ci, key, value, words):
+    cfg = _set(copy.deepcopy(ci), key, value)
+    with pytest.raises(ConfigError) as err:
+        check(cfg)
+    msg = str(err.value)
+    assert "\n" not in msg.strip(), "one message, one line"
+    for word in words:
+        assert word in msg, f"{word!r} not in {msg!r}"
+
+
+def test_weight_penalty_needs_square_matrices(ci):
+    cfg = copy.deepcopy(ci)
+    cfg["flows"]["nvp"] = {"kind": "realnvp"}
+    cfg["experiments"]["scurve_mlp"]["flow"] = "nvp"
+    cfg["experiments"]["scurve_mlp"]["stabilizers"] = ["weight_1e-2"]
+    with pytest.raises(ConfigError, match="experiments.scurve_mlp"):
+        check(cfg)
+
+
+def test_snakemake_refuses_bad_config_before_any_job(root, ci, tmp_path):
+    cfg = _set(copy.deepcopy(ci), "train.lr", -1)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
+        cwd=root, capture_output=True, text=True,
+    )
+    assert proc.returncode != 0
+    assert "train.lr" in proc.stderr + proc.stdout
