@@ -38,7 +38,7 @@ def _setup() -> None:
 
 
 def context(namespace: dict, name: str, config_path: str = "config/config.yaml"):
-    """The notebook's ``snakemake``-like object (``input``, ``output``, ``params``)."""
+    """The notebook's ``snakemake``-like object (``input`` and ``output``)."""
     _setup()
     if "snakemake" in namespace:
         return namespace["snakemake"]
@@ -53,8 +53,7 @@ def context(namespace: dict, name: str, config_path: str = "config/config.yaml")
     outs = NOTEBOOKS[name]
     out = {"png": outs[0], "pdf": outs[1]} if name.startswith("fig_") else {"csv": outs[0], "md": outs[1]}
     return SimpleNamespace(input=SimpleNamespace(**notebook_inputs(config, name)),
-                           output=SimpleNamespace(**out),
-                           params=SimpleNamespace(experiments=config["experiments"]))
+                           output=SimpleNamespace(**out))
 
 
 def save(fig, png: str, pdf: str) -> None:

@@ -1,0 +1,157 @@
+"""The whole DAG on the tiny config, end to end, in a throwaway copy of the project: every output,
+the claims file, reruns after edits, DVC bookkeeping and determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flowtheory.paths import NOTEBOOKS, stage_targets
+
+from .conftest import dry_run_jobs, make_project, sh, snakemake
+
+#: claims that must hold even at the tiny scale (the linear and degenerate ones)
+MUST_PASS_TINY = [
+    "linear_whitening",
+    "linear_components_pca",
+    "shrinkage_closed_form",
+    "noise_equals_tikhonov",
+    "degenerate_diverges",
+    "regularized_stable",
+]
+CLAIM_FIELDS = {"id", "claim", "passed", "measured", "threshold"}
+
+
+def _config(project: Path) -> dict:
+    return yaml.safe_load((project / "config" / "config.yaml").read_text())
+
+
+def test_every_output_is_produced(ci_run):
+    project, _ = ci_run
+    config = _config(project)
+    for stage in ("data", "train", "analysis", "components", "figures"):
+        for path in stage_targets(stage, config):
+            assert (project / path).is_file() and (project / path).stat().st_size > 0, path
+    assert (project / "results" / "report.html").stat().st_size > 10_000
+
+
+def test_figures_are_images_and_tables_have_rows(ci_run):
+    project, _ = ci_run
+    for outs in NOTEBOOKS.values():
+        for out in outs:
+            data = (project / out).read_bytes()
+            if out.endswith(".png"):
+                assert data[:8] == b"\x89PNG\r\n\x1a\n", out
+            elif out.endswith(".pdf"):
+                assert data[:5] == b"%PDF-", out
+            else:
+                assert len(data.decode().strip().splitlines()) >= 3, out
+
+
+def test_claims_file_is_complete_and_well_formed(ci_run):
+    project, _ = ci_run
+    records = json.loads((project / "results" / "claims.json").read_text())
+    paper_map = yaml.safe_load((project / "paper_map.yaml").read_text())
+    assert [r["id"] for r in records] == [c["id"] for c in paper_map["claims"]]
+    for r in records:
+        assert CLAIM_FIELDS <= set(r), r["id"]
+        assert isinstance(r["passed"], bool)
+        assert r["passed"] is False or r["measured"] is not None
+    md = (project / "results" / "claims.md").read_text()
+    for r in records:
+        assert f"`{r['id']}`" in md
+
+
+@pytest.mark.parametrize("claim", MUST_PASS_TINY)
+def test_tiny_scale_claims_pass(ci_run, claim):
+    project, _ = ci_run
+    records = {r["id"]: r for r in json.loads((project / "results" / "claims.json").read_text())}
+    r = records[claim]
+    assert r["passed"], f"{claim}: measured {r['measured']} vs threshold {r['threshold']}: {r['detail']}"
+
+
+def test_second_run_has_nothing_to_do_and_dvc_is_clean(ci_run):
+    project, _ = ci_run
+    assert dry_run_jobs(project) == {}
+    status = sh(["dvc", "status"], project).stdout
+    assert "up to date" in status.lower() or status.strip() == "", status
+
+
+def _changed(project: Path) -> dict[str, int]:
+    return dry_run_jobs(project)
+
+
+def test_editing_one_notebook_reruns_only_that_figure(clone_run):
+    nb = clone_run / "workflow" / "notebooks" / "fig_c_scurve.py"
+    nb.write_text(nb.read_text() + "\n# an edit\n")
+    assert _changed(clone_run) == {"fig_c_scurve": 1, "all": 1}
+
+
+def test_changing_one_strength_reruns_only_its_runs_and_downstream(clone_run):
+    config = _config(clone_run)
+    config["stabilizers"]["weight_1e-1"]["lam"] = 0.2
+    (clone_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    users = sum(len(e.get("seeds", config["seeds"])) for e in config["experiments"].values()
+                if "weight_1e-1" in e["stabilizers"])
+    jobs = _changed(clone_run)
+    assert jobs["train"] == jobs["analyze"] == jobs["components"] == users
+    assert "make_data" not in jobs
+    assert jobs["summarize_train"] == 1 and jobs["claims"] == 1
+
+
+def test_editing_a_package_module_reruns_the_rules_that_import_it(clone_run):
+    module = clone_run / "src" / "flowtheory" / "flows.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    jobs = _changed(clone_run)
+    n_runs = len(list((clone_run / "results" / "runs").glob("*/*/seed*/model.pt")))
+    assert jobs["train"] == n_runs
+    assert "make_data" not in jobs
+    datasets = clone_run / "src" / "flowtheory" / "datasets.py"
+    module.write_text(module.read_text().removesuffix("\n# an edit\n"))
+    shutil.copystat(datasets, module)  # back to an old mtime and the original content
+    datasets.write_text(datasets.read_text() + "\n# an edit\n")
+    assert _changed(clone_run)["make_data"] >= 1
+
+
+def test_dvc_checkout_then_touch_leaves_nothing_to_rerun(clone_run):
+    for run_dir in (clone_run / "results" / "runs").iterdir():
+        shutil.rmtree(run_dir)
+    sh(["dvc", "checkout", "--quiet"], clone_run)
+    assert (clone_run / "results" / "runs" / "gaussian_linear").is_dir()
+    snakemake(clone_run, "--touch")
+    assert _changed(clone_run) == {}
+
+
+def _hashes(project: Path) -> dict[str, str]:
+    out = {}
+    for top in ("results", "metrics", "plots"):
+        for p in sorted((project / top).rglob("*")):
+            if p.is_file() and p.name not in ("report.html", ".gitignore"):
+                out[str(p.relative_to(project))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.mark.slow
+def test_two_runs_from_scratch_give_identical_bytes(ci_run, tmp_path):
+    project, _ = ci_run
+    again = make_project(tmp_path / "again")
+    snakemake(again)
+    first, second = _hashes(project), _hashes(again)
+    assert first.keys() == second.keys()
+    differ = [k for k in first if first[k] != second[k]]
+    assert not differ, f"{len(differ)} files differ, e.g. {differ[:5]}"
+
+
+def test_bad_config_stops_before_any_job(clone_run):
+    config = _config(clone_run)
+    config["stabilizers"]["noise_1e-1"]["lam"] = -1.0
+    (clone_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(clone_run, "-n", check=False)
+    assert proc.returncode != 0
+    assert re.search(r"stabilizers\.noise_1e-1\.lam", proc.stdout + proc.stderr)
