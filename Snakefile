@@ -23,6 +23,16 @@ include: "workflow/rules/figures.smk"
 report: "workflow/report/workflow.rst"
 
 
+# Target rules only collect files: on a cluster they run on the head node, not as jobs.
+localrules:
+    all,
+    stage_data,
+    stage_train,
+    stage_analysis,
+    stage_components,
+    stage_figures,
+
+
 rule all:
     default_target: True
     input:

@@ -14,7 +14,7 @@ import yaml
 
 from flowtheory.paths import NOTEBOOKS, stage_targets
 
-from .conftest import dry_run_jobs, make_project, sh, snakemake
+from pipeline_project import dry_run_jobs, make_project, sh, snakemake
 
 #: claims that must hold even at the tiny scale (the linear and degenerate ones)
 MUST_PASS_TINY = [
