@@ -80,10 +80,15 @@ def align_signs(comp: Components, x: np.ndarray, k: int = 10) -> Components:
     """Make each component's sign vary smoothly over the data (our simple substitute for the
     authors' MRF tool).
 
-    Breadth-first search over the k-nearest-neighbour graph from point 0 (one search per connected
-    component of the graph); each newly reached point flips component j if its direction v_j has a
-    negative dot product with the direction of the point it was reached from. ŷ_j flips with v_j
+    Breadth-first search over the symmetrised k-nearest-neighbour graph (i and j are linked when
+    either is among the other's k nearest neighbours) from point 0, one search per connected
+    component; each newly reached point flips component j if its direction v_j has a negative dot
+    product with the direction of the point it was reached from. ŷ_j flips with v_j
     (ŷ_j = v_jᵀ J⁻¹ y), so the representation stays exact.
+
+    The graph must be symmetrised: on the directed kNN graph a point that is in nobody's
+    neighbour list (an "anti-hub") is never reached from another point, so it would start a
+    search of its own and keep its arbitrary sign.
     """
     from collections import deque
 
@@ -94,8 +99,14 @@ def align_signs(comp: Components, x: np.ndarray, k: int = 10) -> Components:
     if k < 1:
         return comp
     nbrs = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
-    V = comp.directions.clone()
-    signs = torch.ones(comp.yhat.shape, dtype=comp.yhat.dtype)
+    adjacency: list[set[int]] = [set() for _ in range(n)]
+    for i in range(n):
+        for j in nbrs[i]:
+            if j != i:
+                adjacency[i].add(int(j))
+                adjacency[int(j)].add(i)
+    V = comp.directions.detach().cpu().numpy().copy()
+    signs = np.ones(comp.yhat.shape)
     seen = np.zeros(n, dtype=bool)
     for root in range(n):
         if seen[root]:
@@ -104,16 +115,18 @@ def align_signs(comp: Components, x: np.ndarray, k: int = 10) -> Components:
         queue = deque([root])
         while queue:
             i = queue.popleft()
-            for j in nbrs[i]:
+            for j in sorted(adjacency[i]):
                 if seen[j]:
                     continue
                 seen[j] = True
                 dots = (V[j] * V[i]).sum(0)  # per component
-                flip = torch.where(dots < 0, -1.0, 1.0).to(V.dtype)
+                flip = np.where(dots < 0, -1.0, 1.0)
                 V[j] = V[j] * flip
                 signs[j] = flip
                 queue.append(j)
-    return Components(yhat=comp.yhat * signs, scale=comp.scale, directions=V)
+    signs_t = torch.as_tensor(signs, dtype=comp.yhat.dtype, device=comp.yhat.device)
+    return Components(yhat=comp.yhat * signs_t, scale=comp.scale,
+                      directions=torch.as_tensor(V, dtype=comp.directions.dtype, device=comp.directions.device))
 
 
 def intrinsic_dimension(scale: Tensor, lam: float, floor_factor: float = 3.0) -> int:
