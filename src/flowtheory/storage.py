@@ -123,8 +123,12 @@ def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> None:
     """A state dict plus the flow's config (plain types only, so it loads with weights_only)."""
     import torch
 
+    # through a buffer: torch.save names the archive's root folder after the file it writes to,
+    # so saving to a temporary name would make the bytes differ from run to run
+    buf = io.BytesIO()
+    torch.save({"state_dict": state_dict, "meta": meta}, buf)
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state_dict, "meta": meta}, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
