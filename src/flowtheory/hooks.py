@@ -13,16 +13,44 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .paths import STAGES, stage_targets
+from .paths import CLAIMS_MD, STAGES, stage_targets
 
-__all__ = ["REPORT", "dvc_commit_on_success", "on_success", "write_report"]
+__all__ = ["REPORT", "dvc_commit_on_success", "on_success", "splice_readme", "write_report"]
 
 REPORT = "results/report.html"
 
 
 def on_success(config: dict, configfiles: list[str], root: str = ".") -> str:
     """After a successful run: refresh the HTML report if every figure exists, then record in DVC."""
-    return "\n".join([write_report(config, configfiles, root), dvc_commit_on_success(config, configfiles, root)])
+    lines = [write_report(config, configfiles, root)]
+    if _default_config(configfiles, root):
+        lines.append(splice_readme(Path(root, "README.md"), Path(root, CLAIMS_MD)))
+    lines.append(dvc_commit_on_success(config, configfiles, root))
+    return "\n".join(lines)
+
+
+def _default_config(configfiles: list[str], root: str) -> bool:
+    default = str(Path(root, "config", "config.yaml").resolve())
+    return all(str(Path(f).resolve()) == default for f in configfiles)
+
+
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+
+
+def splice_readme(readme: Path, claims_md: Path) -> str:
+    """Copies the claims table of ``results/claims.md`` into the README between the markers."""
+    if not (readme.exists() and claims_md.exists()):
+        return "readme: nothing to update"
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return "readme: no claims markers; left unchanged"
+    table = "\n".join(line for line in claims_md.read_text().splitlines() if not line.startswith("#")).strip()
+    head, rest = text.split(BEGIN, 1)
+    new = f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+    if new != text:
+        readme.write_text(new)
+        return "readme: claims table updated"
+    return "readme: claims table up to date"
 
 
 def write_report(config: dict, configfiles: list[str], root: str = ".") -> str:
@@ -46,8 +74,7 @@ def dvc_commit_on_success(config: dict, configfiles: list[str], root: str = ".")
         return "dvc: started by dvc repro; nothing to commit"
     if not Path(root, ".dvc").is_dir() or shutil.which("dvc") is None:
         return "dvc: no DVC repository here; nothing to commit"
-    default = str(Path(root, "config", "config.yaml").resolve())
-    if any(str(Path(f).resolve()) != default for f in configfiles):
+    if not _default_config(configfiles, root):
         return "dvc: run with a non-default --configfile; dvc.lock left unchanged"
     complete = [s for s in STAGES if all(Path(root, p).exists() for p in stage_targets(s, config))]
     if not complete:
