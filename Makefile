@@ -32,7 +32,7 @@ test: setup test-data  ## set up, then run the test suite
 	source $(BIN)/activate && pytest
 
 bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)
-	source $(BIN)/activate && python -m flowtheory.bench
+	source $(BIN)/activate && python -m flowtheory.bench && python -m flowtheory.bench_pipeline
 
 report: setup  ## one HTML report with every figure and caption
 	source $(BIN)/activate && snakemake --report results/report.html
