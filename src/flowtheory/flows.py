@@ -70,13 +70,21 @@ class Bijector(nn.Module):
         return out, ladj, jv
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
-        """Returns ``(h', J_layer(h) @ J)`` for an accumulated Jacobian ``J`` of shape (n, d, d)."""
+        """Returns ``(h', J_layer(h) @ J)`` for an accumulated Jacobian ``J`` of shape (n, d, d).
 
+        Does not update batch-norm running statistics: it accompanies a forward pass that did."""
+        return self(h)[0], self._autograd_jac(h) @ J
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One pass for ``(h', log|det|, J_layer(h) @ J)``: :meth:`forward` and :meth:`jac` together."""
+        out, ladj = self(h)
+        return out, ladj, self._autograd_jac(h) @ J
+
+    def _autograd_jac(self, h: Tensor) -> Tensor:
         def single(hi: Tensor) -> Tensor:
             return self(hi[None])[0][0]
 
-        Jl = torch.func.vmap(torch.func.jacrev(single))(h)
-        return self(h)[0], Jl @ J
+        return torch.func.vmap(torch.func.jacrev(single))(h)
 
     def weight_matrices(self) -> list[Tensor]:
         """The normalizing-direction matrices that the weight Tikhonov penalty acts on."""
@@ -108,9 +116,11 @@ class Affine(Bijector):
         L = torch.linalg.cholesky(self.W.T @ self.W + CHOL_REG * eye)
         return torch.log(torch.diagonal(L)).sum()
 
+    def _map(self, h: Tensor) -> Tensor:
+        return nn.functional.linear(h - self.b, self.W)  # (h - b) W^T in one autograd node
+
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        out = (h - self.b) @ self.W.T
-        return out, self.log_abs_det().expand(h.shape[0])
+        return self._map(h), self.log_abs_det().expand(h.shape[0])
 
     def inverse(self, h: Tensor) -> Tensor:
         return torch.linalg.solve(self.W, h.T).T + self.b
@@ -120,7 +130,11 @@ class Affine(Bijector):
         return out, ladj, v @ self.W.T
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
-        return self(h)[0], torch.matmul(self.W, J)
+        return self._map(h), torch.matmul(self.W, J)  # no log-det needed here
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out, ladj = self(h)
+        return out, ladj, torch.matmul(self.W, J)
 
     def weight_matrices(self) -> list[Tensor]:
         return [self.W]
@@ -174,8 +188,12 @@ class Elementwise(Bijector):
         return out, logd.sum(-1), torch.exp(logd) * v
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
+        out, _, J = self.forward_and_jac(h, J)
+        return out, J
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out, logd = self._value_and_logderiv(h)
-        return out, torch.exp(logd)[:, :, None] * J
+        return out, logd.sum(-1), torch.exp(logd)[:, :, None] * J
 
 
 class BatchNorm(Bijector):
@@ -193,12 +211,13 @@ class BatchNorm(Bijector):
         self.register_buffer("running_mean", torch.zeros(d, dtype=dtype))
         self.register_buffer("running_var", torch.ones(d, dtype=dtype))
 
-    def _stats(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def _stats(self, h: Tensor, update: bool = True) -> tuple[Tensor, Tensor]:
         if self.training and h.shape[0] > 1:
             m, v = h.mean(0), h.var(0, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(m.detach(), BN_MOMENTUM)
-                self.running_var.lerp_(v.detach(), BN_MOMENTUM)
+            if update:
+                with torch.no_grad():
+                    self.running_mean.lerp_(m.detach(), BN_MOMENTUM)
+                    self.running_var.lerp_(v.detach(), BN_MOMENTUM)
             return m, v
         return self.running_mean, self.running_var
 
@@ -220,9 +239,16 @@ class BatchNorm(Bijector):
         return out, torch.log(scale).sum().expand(h.shape[0]), v * scale
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
-        m, var = self._stats(h)
+        # the Jacobian always accompanies a forward pass of the same batch (the exact penalty,
+        # diagnostics), which has already updated the running statistics: do not update them twice
+        m, var = self._stats(h, update=False)
         scale = self._scale(var)
         return (h - m) * scale + self.beta, scale[:, None] * J
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        m, var = self._stats(h)  # the forward pass: updates the running statistics once
+        scale = self._scale(var)
+        return (h - m) * scale + self.beta, torch.log(scale).sum().expand(h.shape[0]), scale[:, None] * J
 
 
 class Logit(Bijector):
@@ -239,7 +265,11 @@ class Logit(Bijector):
         return out, ladj, v / (h * (1 - h))
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
-        return self(h)[0], (1 / (h * (1 - h)))[:, :, None] * J
+        return torch.logit(h), (1 / (h * (1 - h)))[:, :, None] * J
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out, ladj = self(h)
+        return out, ladj, (1 / (h * (1 - h)))[:, :, None] * J
 
 
 class Permutation(Bijector):
@@ -261,6 +291,9 @@ class Permutation(Bijector):
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
         return h[:, self.perm], J[:, self.perm]
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return h[:, self.perm], h.new_zeros(h.shape[0]), J[:, self.perm]
 
 
 class Coupling(Bijector):
@@ -347,6 +380,16 @@ class Flow(nn.Module):
             x, J = layer.jac(x, J)
         return J
 
+    def forward_and_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(y, log|det J_f(x)|, J_f(x))`` in one pass through the layers (the exact Jacobian penalty
+        and the diagnostics need all three; two separate passes would redo every layer and log-det)."""
+        ladj = x.new_zeros(x.shape[0])
+        J = torch.eye(self.d, dtype=x.dtype, device=x.device).expand(x.shape[0], -1, -1)
+        for layer in self.layers:
+            x, la, J = layer.forward_and_jac(x, J)
+            ladj = ladj + la
+        return x, ladj, J
+
     def weight_matrices(self) -> list[Tensor]:
         return [W for layer in self.layers for W in layer.weight_matrices()]
 
@@ -383,6 +426,10 @@ class ZukoFlow(Flow):
             return transform(xi[None])[0]
 
         return torch.func.vmap(torch.func.jacrev(single))(x)
+
+    def forward_and_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        y, ladj = self(x)
+        return y, ladj, self.jacobian(x)
 
     def weight_matrices(self) -> list[Tensor]:
         raise ValueError("the weight Tikhonov penalty is not defined for zuko flows")
@@ -422,7 +469,8 @@ def build_flow(spec: dict, d: int, dtype: torch.dtype = torch.float64, seed: int
         init, scale = spec.get("init", "identity"), spec.get("init_scale", 0.1)
         bn_every = spec.get("batchnorm_every", 0)
         layers: list[Bijector] = [Logit()] if spec.get("sigmoid_output", False) else []
-        # normalizing order: Affine_out, act_L, [BN_L], Affine_L, ..., act_1, [BN_1], Affine_1
+        # generative order (the authors'): Affine_1, act_1, [BN_1], ..., Affine_L, act_L, [BN_L], Affine_out;
+        # normalizing order, the reverse: Affine_out, [BN_L], act_L, Affine_L, ..., [BN_1], act_1, Affine_1
         for i in range(n_hidden + 1):
             layers.append(Affine(_init_matrix(d, init, scale, g, dtype), spec.get("logdet", "slogdet")))
             level = n_hidden - i  # the generative layer index of the activation that follows
@@ -440,11 +488,12 @@ def build_flow(spec: dict, d: int, dtype: torch.dtype = torch.float64, seed: int
             if i < spec.get("couplings", 4) - 1:  # the authors drop the last permutation
                 layers.append(Permutation(torch.randperm(d, generator=g)))
         flow = Flow(layers, d)
-        with torch.no_grad():  # seed the hidden layers' default init through our generator
-            for p in flow.parameters():
-                if p.dim() == 2 and p.abs().sum() > 0:
-                    bound = 1 / math.sqrt(p.shape[1])
-                    p.copy_((2 * torch.rand(p.shape, generator=g, dtype=dtype) - 1) * bound)
+        with torch.no_grad():  # seed the hidden layers' default init (weights and biases) through our generator
+            for lin in flow.modules():
+                if isinstance(lin, nn.Linear) and lin.weight.abs().sum() > 0:  # not the zero output layer
+                    bound = 1 / math.sqrt(lin.weight.shape[1])  # PyTorch's default uniform bound
+                    for p in (lin.weight, lin.bias):
+                        p.copy_((2 * torch.rand(p.shape, generator=g, dtype=dtype) - 1) * bound)
         return flow
     import zuko  # imported lazily: only the cross-check needs it
 

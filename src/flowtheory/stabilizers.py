@@ -91,8 +91,8 @@ class Stabilizer:
         if self.kind == "jacobian":
             exact = self.estimator == "exact" or (self.estimator == "auto" and flow.d <= EXACT_MAX_D)
             if exact:
-                y, ladj = flow(x)
-                sq = flow.jacobian(x).pow(2).sum((-2, -1))
+                y, ladj, J = flow.forward_and_jacobian(x)  # one pass for the NLL and the penalty
+                sq = J.pow(2).sum((-2, -1))
             else:
                 y, ladj, sq = hutchinson_sq_frobenius(flow, x, g, self.probes)
             return _nll(y, ladj), self.alpha * sq.mean()
