@@ -200,8 +200,11 @@ def analyze_run(cfg: dict, dataset_kind: str, data_path: str, model_path: str, r
     if meta["flow"]["kind"] == "linear":
         W = flow.weight_matrices()[0].detach().double().numpy()
         for label, lam_ref in (("", lam), ("_unshrunk", 0.0)):
-            target = np.linalg.inv(shrunk_oracle(data["x_train"], lam_ref))
-            metrics[f"wtw_relerr{label}"] = float(rel_frobenius(W.T @ W, target))
+            cov = shrunk_oracle(data["x_train"], lam_ref)
+            # a singular covariance (degenerate data, λ = 0) has no inverse to compare with
+            singular = np.linalg.cond(cov) > 1 / np.finfo(float).eps
+            metrics[f"wtw_relerr{label}"] = math.nan if singular else float(
+                rel_frobenius(W.T @ W, np.linalg.inv(cov)))
     storage.save_csv(out_points, pd.DataFrame(rows))
     storage.save_json(out_metrics, metrics)
     return metrics
