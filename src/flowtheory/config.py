@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["ConfigError", "RunSpec", "check", "load", "run_spec", "runs"]
+__all__ = ["ConfigError", "RunSpec", "check", "load", "n_points", "run_spec", "runs"]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
@@ -146,3 +146,9 @@ def run_spec(config: dict, experiment: str, stabilizer: str, seed: int) -> RunSp
         dtype=exp.get("dtype", "float64"),
         device=config.get("device", "cpu"),
     )
+
+
+def n_points(config_section: dict, d: int, n_avail: int) -> int:
+    """Points the analysis or components stage uses: ``max_points_highdim`` when d > HIGHDIM."""
+    n = config_section.get("max_points_highdim", config_section["n_points"]) if d > HIGHDIM else config_section["n_points"]
+    return min(n, n_avail)

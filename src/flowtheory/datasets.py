@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KINDS", "circle", "gaussian", "line", "make_dataset", "s_curve", "swiss_roll"]
+__all__ = ["KINDS", "circle", "gaussian", "line", "make_data_file", "make_dataset", "s_curve", "swiss_roll"]
 
 KINDS = ("gaussian", "line", "circle", "scurve", "swissroll", "mnist")
 
@@ -104,3 +104,14 @@ def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
         "c_valid": c[n_train:],
         "oracle_cov": oracle,
     }
+
+
+def make_data_file(spec: dict, seed: int, out: str) -> None:
+    """Builds the configured data set and writes it (atomically) to ``out``."""
+    from .storage import DataError, save_npz
+
+    data = make_dataset(spec, seed)
+    for key in ("x_train", "x_valid"):
+        if not np.isfinite(data[key]).all():
+            raise DataError(f"data set {spec.get('kind')!r}: {key} contains NaN or inf values")
+    save_npz(out, **data)

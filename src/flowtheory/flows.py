@@ -35,6 +35,7 @@ __all__ = [
     "ZukoFlow",
     "build_flow",
     "count_parameters",
+    "load_flow",
 ]
 
 #: element-wise log-derivatives use log(|.| + LOG_EPS), as the authors' code does
@@ -509,3 +510,16 @@ def build_flow(spec: dict, d: int, dtype: torch.dtype = torch.float64, seed: int
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def load_flow(model_path: str, device: str = "cpu") -> tuple[Flow, dict]:
+    """Rebuilds a trained flow from its checkpoint (loaded with ``weights_only=True``)."""
+    from . import storage
+
+    state, meta = storage.load_checkpoint(model_path)
+    flow = build_flow(meta["flow"], meta["d"], getattr(torch, meta["dtype"]), seed=meta["seed"])
+    try:
+        flow.load_state_dict(state)
+    except RuntimeError as e:
+        raise storage.DataError(f"{model_path}: checkpoint does not match its flow config ({e})") from None
+    return flow.to(device).eval(), meta

@@ -11,12 +11,17 @@ import sys
 import traceback
 from collections.abc import Callable
 
-__all__ = ["run"]
+__all__ = ["run", "set_threads"]
+
+
+def set_threads(n: int = 1) -> None:
+    """One torch thread per job: parallelism comes from Snakemake jobs, and results are bitwise stable."""
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def run(smk, job: Callable[[Callable[[str], None]], object]) -> None:
-    from .pipeline import set_threads
-
     set_threads(max(1, int(getattr(smk, "threads", 1))))
     with open(smk.log[0], "w", buffering=1) as fh:
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import HIGHDIM, runs
+from .config import runs
 
 __all__ = [
     "NOTEBOOKS",
@@ -107,7 +107,10 @@ class Stage:
         return [f"{PKG}/{m}" for m in self.modules]
 
 
-_COMMON = ["__init__.py", "config.py", "paths.py", "storage.py"]
+#: every script imports jobs (and the package's __init__); modules are listed with everything they
+#: import from flowtheory, transitively (a test checks this), so that an edit reruns exactly the rules
+#: whose code changed
+_COMMON = ["__init__.py", "jobs.py", "storage.py"]
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -127,7 +130,7 @@ STAGES: dict[str, Stage] = {
             plots=[TRAIN_HISTORY],
             upstream=["results/data"],
             scripts=["workflow/scripts/train.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, "flows.py", "stabilizers.py", "training.py", "summary.py"],
+            modules=[*_COMMON, "config.py", "flows.py", "stabilizers.py", "training.py", "runs.py", "summary.py"],
         ),
         Stage(
             name="analysis",
@@ -136,7 +139,7 @@ STAGES: dict[str, Stage] = {
             metrics=[ANALYSIS_SUMMARY],
             upstream=["results/data", "results/runs"],
             scripts=["workflow/scripts/analyze.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, "flows.py", "covariance.py", "pipeline.py", "summary.py"],
+            modules=[*_COMMON, "config.py", "flows.py", "covariance.py", "analysis.py", "summary.py"],
         ),
         Stage(
             name="components",
@@ -146,7 +149,8 @@ STAGES: dict[str, Stage] = {
             plots=[COMPONENTS_SPECTRA],
             upstream=["results/data", "results/runs"],
             scripts=["workflow/scripts/components.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, "flows.py", "covariance.py", "components.py", "pipeline.py", "summary.py"],
+            modules=[*_COMMON, "config.py", "flows.py", "covariance.py", "components.py", "extraction.py",
+                     "summary.py"],
         ),
         Stage(
             name="figures",
@@ -164,16 +168,10 @@ STAGES: dict[str, Stage] = {
                 COMPONENTS_SUMMARY,
             ],
             scripts=["workflow/notebooks", "workflow/report", "workflow/scripts/claims.py", PAPER_MAP],
-            modules=[*_COMMON, "claims.py", "plotting.py"],
+            modules=[*_COMMON, "config.py", "paths.py", "claims.py", "plotting.py", "summary.py"],
         ),
     ]
 }
-
-
-def analysis_points(config: dict, d: int, section: str) -> int:
-    """How many points the analysis or components stage uses for a data set of dimension d."""
-    cfg = config[section]
-    return cfg.get("max_points_highdim", cfg["n_points"]) if d > HIGHDIM else cfg["n_points"]
 
 
 def run_paths(template: str, config: dict) -> list[str]:

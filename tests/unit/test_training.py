@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowtheory import pipeline, storage
+from flowtheory import flows, runs, storage
 from flowtheory.datasets import gaussian, line, s_curve
 from flowtheory.flows import build_flow
 from flowtheory.stabilizers import Stabilizer
@@ -198,11 +198,11 @@ def test_diverged_run_through_train_run_writes_its_outputs(tmp_path):
                      oracle_cov=np.empty((0, 0)))
     spec = _run_spec(flow={"kind": "mlp", "hidden_layers": 2, "activation": "asinh"})
     out = [tmp_path / n for n in ("model.pt", "history.csv", "metrics.json")]
-    metrics = pipeline.train_run(spec, str(data), *map(str, out), log=_quiet)
+    metrics = runs.train_run(spec, str(data), *map(str, out), log=_quiet)
     assert (metrics["status"], metrics["diverged_step"]) == ("diverged", 1)
     assert metrics["message"] == "diverged at step 1"
     assert all(p.exists() for p in out)
-    flow, _ = pipeline.load_flow(str(out[0]))
+    flow, _ = flows.load_flow(str(out[0]))
     assert all(torch.isfinite(p).all() for p in flow.parameters())
 
 
@@ -305,7 +305,7 @@ def _outputs(tmp_path):
 
 def test_train_run_happy_path(good_data, tmp_path):
     """The reference for the error cases below: the same spec and data train fine."""
-    metrics = pipeline.train_run(_run_spec(), str(good_data), *_outputs(tmp_path), log=_quiet)
+    metrics = runs.train_run(_run_spec(), str(good_data), *_outputs(tmp_path), log=_quiet)
     assert metrics["status"] == "converged" and metrics["steps"] == 4
 
 
@@ -321,13 +321,13 @@ def test_train_run_happy_path(good_data, tmp_path):
 )
 def test_train_run_rejects_bad_specs_before_training(good_data, tmp_path, over, match):
     with pytest.raises(ValueError, match=match):
-        pipeline.train_run(_run_spec(**over), str(good_data), *_outputs(tmp_path), log=_quiet)
+        runs.train_run(_run_spec(**over), str(good_data), *_outputs(tmp_path), log=_quiet)
     assert not any(os.path.exists(p) for p in _outputs(tmp_path))
 
 
 def test_bad_stabilizer_is_rejected_before_the_data_are_read(tmp_path):
     with pytest.raises(ValueError, match="needs lam > 0") as err:
-        pipeline.train_run(_run_spec(stab={"kind": "noise"}), str(tmp_path / "missing.npz"), *_outputs(tmp_path))
+        runs.train_run(_run_spec(stab={"kind": "noise"}), str(tmp_path / "missing.npz"), *_outputs(tmp_path))
     assert not isinstance(err.value, storage.DataError)
 
 
@@ -344,6 +344,6 @@ def test_nonfinite_data_file_raises_data_error_before_training(tmp_path, bad, ke
         storage.load_dataset(path)
     logged: list[str] = []
     with pytest.raises(storage.DataError, match=f"{key} contains NaN or inf"):
-        pipeline.train_run(_run_spec(), str(path), *_outputs(tmp_path), log=logged.append)
+        runs.train_run(_run_spec(), str(path), *_outputs(tmp_path), log=logged.append)
     assert logged == []  # not even the run header: nothing was built or trained
     assert not any(os.path.exists(p) for p in _outputs(tmp_path))

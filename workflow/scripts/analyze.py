@@ -1,9 +1,9 @@
 """Analysis stage: the flow's local covariance against kNN and closed-form oracles."""
-from flowtheory import jobs, pipeline
+from flowtheory import analysis, jobs
 
 jobs.run(
     snakemake,
-    lambda log: pipeline.analyze_run(
+    lambda log: analysis.analyze_run(
         dict(snakemake.params.cfg),
         snakemake.params.kind,
         snakemake.input.data,

@@ -1,9 +1,9 @@
 """Components stage: the authors' un-whitened components (paper.md §3), batched."""
-from flowtheory import jobs, pipeline
+from flowtheory import extraction, jobs
 
 jobs.run(
     snakemake,
-    lambda log: pipeline.components_run(
+    lambda log: extraction.components_run(
         dict(snakemake.params.cfg),
         snakemake.input.data,
         snakemake.input.model,

@@ -1,4 +1,7 @@
 """Data stage: generate or load one data set (flowtheory.datasets / flowtheory.mnist)."""
-from flowtheory import jobs, pipeline
+from flowtheory import datasets, jobs
 
-jobs.run(snakemake, lambda log: pipeline.make_data(snakemake.params.spec, snakemake.params.seed, snakemake.output[0]))
+jobs.run(
+    snakemake,
+    lambda log: datasets.make_data_file(snakemake.params.spec, snakemake.params.seed, snakemake.output[0]),
+)

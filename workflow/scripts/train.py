@@ -1,9 +1,9 @@
 """Train stage: one (experiment, stabilizer, seed) run; divergence is a result, not an error."""
-from flowtheory import jobs, pipeline
+from flowtheory import jobs, runs
 
 jobs.run(
     snakemake,
-    lambda log: pipeline.train_run(
+    lambda log: runs.train_run(
         dict(snakemake.params.spec),
         snakemake.input.data,
         snakemake.output.model,

@@ -1,0 +1,76 @@
+"""The components stage's job: the authors' un-whitened components (paper.md §3) at training
+points, sign-aligned, with PCA comparisons and the intrinsic dimension
+(``workflow/scripts/components.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import storage
+from .components import align_signs, extract, intrinsic_dimension
+from .config import HIGHDIM, n_points
+from .covariance import jacobians
+from .flows import load_flow
+
+__all__ = ["HIGHDIM_COMPONENTS", "components_run"]
+
+#: components (and directions) kept per point when d > HIGHDIM
+HIGHDIM_COMPONENTS = 16
+
+
+def components_run(cfg: dict, data_path: str, model_path: str, run_metrics_path: str,
+                   out_npz: str, out_csv: str, out_metrics: str) -> dict:
+    """Un-whitened components of one run (paper.md §3), sign-aligned, with PCA comparisons."""
+    from sklearn.decomposition import PCA
+
+    data = storage.load_dataset(data_path)
+    run = storage.load_json(run_metrics_path)
+    flow, meta = load_flow(model_path)
+    dtype = getattr(torch, meta["dtype"])
+    lam = float(meta["stabilizer"].get("lam", 0.0))
+    d = data["x_train"].shape[1]
+    n = n_points(cfg, d, len(data["x_train"]))
+    x = data["x_train"][:n]
+    y, J = jacobians(flow, torch.as_tensor(x, dtype=dtype))
+    comp = extract(J.double(), y.double())
+    if d <= HIGHDIM:
+        comp = align_signs(comp, x, cfg.get("align_k", 10))
+    yhat, scale = comp.yhat.numpy(), comp.scale.numpy()
+    keep = d if d <= HIGHDIM else min(d, HIGHDIM_COMPONENTS)
+    pca = PCA().fit(data["x_train"])
+    scores = pca.transform(x)
+    var_yhat = yhat.var(0)
+    metrics = {
+        "run": run["run"], "status": run["status"], "lam": lam, "n_points": n, "d": d,
+        "intrinsic_dim": intrinsic_dimension(comp.scale, lam, cfg.get("floor_factor", 3.0)),
+        "intrinsic_dim_gap": intrinsic_dimension(comp.scale, 0.0),
+        "floor": math.sqrt(lam) * cfg.get("floor_factor", 3.0),
+        "scale_median": np.median(scale, 0).tolist(),
+        "var_yhat": var_yhat.tolist(),
+        "var_y": y.double().numpy().var(0).tolist(),
+        # PCA has min(n, d) eigenvalues; beyond the rank they are zero
+        "pca_eigenvalues": np.pad(pca.explained_variance_, (0, d - len(pca.explained_variance_))).tolist(),
+    }
+    corr = [abs(np.corrcoef(yhat[:, k], scores[:, k])[0, 1]) for k in range(keep)]
+    metrics["pca_abs_corr"] = corr
+    metrics["pca_abs_corr_min"] = float(np.min(corr))
+    metrics["pca_var_ratio"] = (var_yhat[:keep] / scores.var(0)[:keep]).tolist()
+    frame = pd.DataFrame({
+        "point": np.repeat(np.arange(n), keep),
+        "component": np.tile(np.arange(keep), n),
+        "value": yhat[:, :keep].ravel(),
+        "scale": scale[:, :keep].ravel(),
+    })
+    if d <= HIGHDIM:
+        dirs = comp.directions.numpy()  # (n, d, k)
+        for i in range(d):
+            frame[f"dir_{i}"] = dirs[:, i, :keep].ravel()
+    storage.save_npz(out_npz, x=x, c=data["c_train"][:n], y=y.double().numpy(), yhat=yhat[:, :keep],
+                     scale=scale[:, :keep], directions=comp.directions.numpy()[:, :, :keep])
+    storage.save_csv(out_csv, frame)
+    storage.save_json(out_metrics, metrics)
+    return metrics
