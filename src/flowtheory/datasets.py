@@ -59,10 +59,11 @@ def circle(n: int, rng: np.random.Generator, radius: float = 1.0, arc: float = 1
 
 
 def swiss_roll(n: int, rng: np.random.Generator, noise: float = 0.0):
-    """The Swiss roll, a 2-D sheet in 3-D, scaled to unit order of magnitude."""
+    """The Swiss roll, a 2-D sheet in 3-D, in scikit-learn's proportions (t ~ U(1.5π, 4.5π),
+    height ~ U(0, 21)) scaled by 1/7 to unit order of magnitude."""
     t = 1.5 * np.pi * (1 + 2 * rng.uniform(0.0, 1.0, n))
-    h = 2 * rng.uniform(0.0, 1.0, n)
-    X = np.stack([t * np.cos(t), 2 * h, t * np.sin(t)], axis=1) / 5.0
+    h = 21 * rng.uniform(0.0, 1.0, n)
+    X = np.stack([t * np.cos(t), h, t * np.sin(t)], axis=1) / 7.0
     if noise:
         X = X + noise * rng.normal(size=X.shape)
     return X, t

@@ -10,7 +10,7 @@
 # # Local covariance of the flow against the kNN covariance (paper claim 2)
 # Top: ellipses of the flow's local covariance (J_fᵀJ_f)⁻¹ (blue) and of the k-nearest-neighbour
 # covariance (red), both drawn at 2 standard deviations after scaling each to unit trace, at a few
-# points (first two coordinates). Bottom: distribution over points of the angle between the two
+# points (the x₁–x₂ plane in 2-D; the x₁–x₃ plane, where the curves bend, in 3-D). Bottom: distribution over points of the angle between the two
 # estimated tangent spaces, per run.
 
 # %%
@@ -40,12 +40,13 @@ for j, exp in enumerate(exps):
     key = min((k for k in runs if k[0] == exp), key=lambda k: (k[1] == "none", k))
     p = runs[key]
     ax = axes[0, j]
-    ax.scatter(p.x0, p.x1, s=2, color="0.7")
+    a, b = (0, 2) if "x2" in p else (0, 1)
+    ax.scatter(p[f"x{a}"], p[f"x{b}"], s=2, color="0.7")
     for _, row in p.iloc[:: max(len(p) // 25, 1)].iterrows():
         for lab, color in (("flow", "C0"), ("knn", "C3")):
-            cov = np.array([[row[f"cov_{lab}_00"], row[f"cov_{lab}_01"]], [row[f"cov_{lab}_10"], row[f"cov_{lab}_11"]]])
-            ax.add_patch(ellipse(cov, (row.x0, row.x1), color))
-    ax.set(title=f"{exp} ({key[1]})", aspect="equal")
+            cov = np.array([[row[f"cov_{lab}_{i}{k}"] for k in (a, b)] for i in (a, b)])
+            ax.add_patch(ellipse(cov, (row[f"x{a}"], row[f"x{b}"]), color))
+    ax.set(title=f"{exp} ({key[1]})", aspect="equal", xlabel=f"x{a + 1}", ylabel=f"x{b + 1}")
     col = "tangent_angle_knn_deg" if "tangent_angle_knn_deg" in p else "lead_angle_knn_deg"
     frames = [runs[k].assign(run=f"{k[1]}/seed{k[2]}") for k in sorted(runs) if k[0] == exp]
     sns.histplot(pd.concat(frames), x=col, hue="run", element="step", fill=False, bins=30, ax=axes[1, j])

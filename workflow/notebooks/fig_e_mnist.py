@@ -34,7 +34,8 @@ for (stab, seed), g in spectra.groupby(["stabilizer", "seed"]):
     ax.plot(np.sort(g.var_y.to_numpy())[::-1], ls="--", label=f"whitened y ({stab})")
 if len(spectra):
     ax.plot(np.sort(spectra.groupby("component").pca_eigenvalue.first().to_numpy())[::-1], "k:", label="global PCA")
-ax.set(yscale="log", xlabel="component (sorted)", ylabel="variance", title="MNIST variance spectra")
+# global PCA has only as many non-zero eigenvalues as the rank of the data; clip the axis there
+ax.set(yscale="log", ylim=(1e-8, None), xlabel="component (sorted)", ylabel="variance", title="MNIST variance spectra")
 ax.legend(fontsize=7)
 stab_runs = [k for k in sorted(runs) if k[1] != "none"]
 if stab_runs:
