@@ -12,8 +12,8 @@ import torch
 from . import storage
 from .config import HIGHDIM, n_points
 from .covariance import (
+    Trained,
     flow_local_cov,
-    jacobians,
     knn_local_cov,
     leading_angle_deg,
     median,
@@ -21,7 +21,6 @@ from .covariance import (
     shrunk_oracle,
     subspace_angle_deg,
 )
-from .flows import load_flow
 
 __all__ = ["INTRINSIC_DIM", "analyze_run"]
 
@@ -32,16 +31,11 @@ INTRINSIC_DIM = {"line": 1, "circle": 1, "scurve": 2, "swissroll": 2, "gaussian"
 def analyze_run(cfg: dict, dataset_kind: str, data_path: str, model_path: str, run_metrics_path: str,
                 out_points: str, out_metrics: str) -> dict:
     """Covariance analysis of one run: the flow's local covariance against kNN and closed forms."""
-    data = storage.load_dataset(data_path)
-    run = storage.load_json(run_metrics_path)
-    flow, meta = load_flow(model_path)
-    dtype = getattr(torch, meta["dtype"])
-    lam = float(meta["stabilizer"].get("lam", 0.0))
-    d = data["x_train"].shape[1]
+    tr = Trained.load(data_path, model_path, run_metrics_path)
+    data, run, flow, lam, d = tr.data, tr.run, tr.flow, tr.lam, tr.d
     n = n_points(cfg, d, len(data["x_valid"]))
     x = data["x_valid"][:n]
-    _, J = jacobians(flow, torch.as_tensor(x, dtype=dtype))
-    J = J.double()
+    J = tr.jacobians(x)[1].double()
     s = torch.linalg.svdvals(J).numpy()
     rows: dict[str, np.ndarray] = {"point": np.arange(n), "c": data["c_valid"][:n],
                                    "smax": s[:, 0], "smin": s[:, -1], "logdet": np.log(s).sum(1)}
@@ -78,7 +72,7 @@ def analyze_run(cfg: dict, dataset_kind: str, data_path: str, model_path: str, r
             metrics["relerr_oracle_max"] = float(np.max(rows["relerr_oracle"]))
             metrics["relerr_oracle_unshrunk_median"] = median(
                 rel_frobenius(cov_flow, shrunk_oracle(data["x_train"], 0.0)[None]))
-    if meta["flow"]["kind"] == "linear":
+    if tr.kind == "linear":
         W = flow.weight_matrices()[0].detach().double().numpy()
         for label, lam_ref in (("", lam), ("_unshrunk", 0.0)):
             cov = shrunk_oracle(data["x_train"], lam_ref)

@@ -15,10 +15,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .flows import Flow
+from dataclasses import dataclass
+
+from . import storage
+from .flows import Flow, load_flow
 
 __all__ = [
     "CHUNK_BYTES",
+    "Trained",
     "flow_local_cov",
     "jacobians",
     "knn_local_cov",
@@ -100,3 +104,28 @@ def shrunk_oracle(x_train: np.ndarray, lam: float) -> np.ndarray:
 def median(values: np.ndarray) -> float:
     values = np.asarray(values, float)
     return float(np.median(values)) if values.size else math.nan
+
+
+@dataclass
+class Trained:
+    """A trained run with its data, as the analysis and components stages read it."""
+
+    data: dict[str, np.ndarray]
+    run: dict  # the run's training metrics
+    flow: Flow
+    dtype: torch.dtype
+    lam: float  # the stabilizer's strength λ (0 for none)
+    d: int
+    kind: str  # the flow's kind (config ``flows.<name>.kind``)
+
+    @classmethod
+    def load(cls, data_path: str, model_path: str, run_metrics_path: str) -> Trained:
+        data = storage.load_dataset(data_path)
+        run = storage.load_json(run_metrics_path)
+        flow, meta = load_flow(model_path)
+        lam = float(meta["stabilizer"].get("lam", 0.0))
+        return cls(data, run, flow, getattr(torch, meta["dtype"]), lam, data["x_train"].shape[1], meta["flow"]["kind"])
+
+    def jacobians(self, x: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Latents and Jacobians at ``x`` in the flow's dtype (see :func:`jacobians`)."""
+        return jacobians(self.flow, torch.as_tensor(x, dtype=self.dtype))

@@ -8,13 +8,11 @@ import math
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import storage
 from .components import align_signs, extract, intrinsic_dimension
 from .config import HIGHDIM, n_points
-from .covariance import jacobians
-from .flows import load_flow
+from .covariance import Trained
 
 __all__ = ["HIGHDIM_COMPONENTS", "components_run"]
 
@@ -27,15 +25,11 @@ def components_run(cfg: dict, data_path: str, model_path: str, run_metrics_path:
     """Un-whitened components of one run (paper.md §3), sign-aligned, with PCA comparisons."""
     from sklearn.decomposition import PCA
 
-    data = storage.load_dataset(data_path)
-    run = storage.load_json(run_metrics_path)
-    flow, meta = load_flow(model_path)
-    dtype = getattr(torch, meta["dtype"])
-    lam = float(meta["stabilizer"].get("lam", 0.0))
-    d = data["x_train"].shape[1]
+    tr = Trained.load(data_path, model_path, run_metrics_path)
+    data, run, lam, d = tr.data, tr.run, tr.lam, tr.d
     n = n_points(cfg, d, len(data["x_train"]))
     x = data["x_train"][:n]
-    y, J = jacobians(flow, torch.as_tensor(x, dtype=dtype))
+    y, J = tr.jacobians(x)
     comp = extract(J.double(), y.double())
     if d <= HIGHDIM:
         comp = align_signs(comp, x, cfg.get("align_k", 10))
