@@ -8,6 +8,8 @@ A data set is a dict of arrays: ``x_train``, ``x_valid`` (n × d, float64), ``c_
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 __all__ = ["KINDS", "circle", "gaussian", "line", "make_data_file", "make_dataset", "s_curve", "swiss_roll"]
@@ -33,11 +35,35 @@ def s_curve(n: int, rng: np.random.Generator, scale_eta0: float = 0.15, noise: f
 
 
 def gaussian(n: int, rng: np.random.Generator, mean, cov):
-    """A correlated Gaussian; the colouring variable is the projection on the leading PCA axis."""
-    mean, cov = np.asarray(mean, float), np.asarray(cov, float)
+    """A correlated Gaussian; the colouring variable is the projection on the leading PCA axis.
+
+    Returns:
+        ``(X, c)`` with shapes (n, d) and (n,), d = ``len(mean)``.
+
+    Raises:
+        ValueError: unless ``mean`` is a finite vector and ``cov`` a finite symmetric positive
+            semi-definite d × d matrix.
+    """
+    mean, cov = _check_gaussian(mean, cov)
     X = rng.multivariate_normal(mean, cov, n)
     lead = np.linalg.eigh(cov)[1][:, -1]
     return X, (X - mean) @ lead
+
+
+def _check_gaussian(mean, cov) -> tuple[np.ndarray, np.ndarray]:
+    mean, cov = np.asarray(mean, float), np.asarray(cov, float)
+    if mean.ndim != 1 or mean.size == 0 or cov.shape != (mean.size, mean.size):
+        raise ValueError(
+            f"gaussian: expected a d-vector mean and a d × d cov, got shapes {mean.shape} and {cov.shape}"
+        )
+    if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
+        raise ValueError("gaussian: mean and cov must be finite")
+    scale = max(float(np.abs(cov).max()), 1.0)
+    if not np.allclose(cov, cov.T, rtol=0.0, atol=1e-12 * scale):
+        raise ValueError(f"gaussian: cov must be symmetric, got {cov.tolist()}")
+    if np.linalg.eigvalsh(cov).min() < -1e-10 * scale:
+        raise ValueError(f"gaussian: cov must be positive semi-definite, got {cov.tolist()}")
+    return mean, cov
 
 
 def line(n: int, rng: np.random.Generator, slope: float = 0.5, noise: float = 0.0):
@@ -69,6 +95,20 @@ def swiss_roll(n: int, rng: np.random.Generator, noise: float = 0.0):
     return X, t
 
 
+def _count(spec: dict, key: str) -> int:
+    """``spec[key]`` as an integer ≥ 1 (both splits must be non-empty for the readers' checks)."""
+    value = spec.get(key)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        n = operator.index(value)
+    except TypeError:
+        raise ValueError(f"data set {spec.get('kind')!r}: {key} must be an integer, got {value!r}") from None
+    if n < 1:
+        raise ValueError(f"data set {spec.get('kind')!r}: {key} must be at least 1, got {n}")
+    return n
+
+
 def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
     """Builds the configured data set (``data.datasets.<name>`` in the config).
 
@@ -76,6 +116,8 @@ def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
         spec: the data set's config entry; ``kind`` is one of :data:`KINDS`.
         seed: seeds one ``numpy.random.Generator`` for sampling and the train/validation split.
     """
+    if not isinstance(spec, dict):
+        raise ValueError(f"a data set spec must be a mapping, got {type(spec).__name__}")
     kind = spec.get("kind")
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
@@ -84,7 +126,7 @@ def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
         from .mnist import load_mnist
 
         return load_mnist(spec, rng)
-    n_train, n_valid = spec["n_train"], spec["n_valid"]
+    n_train, n_valid = _count(spec, "n_train"), _count(spec, "n_valid")
     n = n_train + n_valid
     oracle = np.empty((0, 0))
     if kind == "scurve":
