@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["ConfigError", "RunSpec", "check", "load", "n_points", "run_spec", "runs"]
+__all__ = ["ConfigError", "RunSpec", "check", "load", "n_points", "read", "run_spec", "runs"]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
@@ -84,15 +84,28 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     return config
 
 
-def load(path: str | Path, schema_path: str | Path = SCHEMA) -> dict:
-    """Reads and checks a config file."""
+def read(path: str | Path) -> dict:
+    """Reads a config file without checking it; raises :class:`ConfigError` (one line, naming the
+    file) if it cannot be read, is not YAML, or is not a mapping."""
     try:
         config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read config {path}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{path}: not valid YAML ({problem}{where}); expected a mapping of config keys") from None
     if not isinstance(config, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
-    return check(config, schema_path)
+        raise ConfigError(
+            f"{path}: the config must be a mapping of keys to values, got {type(config).__name__}"
+        )
+    return config
+
+
+def load(path: str | Path, schema_path: str | Path = SCHEMA) -> dict:
+    """Reads and checks a config file."""
+    return check(read(path), schema_path)
 
 
 @dataclass(frozen=True)

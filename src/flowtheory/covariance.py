@@ -123,8 +123,14 @@ class Trained:
         data = storage.load_dataset(data_path)
         run = storage.load_json(run_metrics_path)
         flow, meta = load_flow(model_path)
+        d = data["x_train"].shape[1]
+        if meta["d"] != d:
+            raise storage.DataError(
+                f"{model_path}: checkpoint is for {meta['d']}-dimensional data but {data_path} is "
+                f"{d}-dimensional; expected the model trained on this data set"
+            )
         lam = float(meta["stabilizer"].get("lam", 0.0))
-        return cls(data, run, flow, getattr(torch, meta["dtype"]), lam, data["x_train"].shape[1], meta["flow"]["kind"])
+        return cls(data, run, flow, getattr(torch, meta["dtype"]), lam, d, meta["flow"]["kind"])
 
     def jacobians(self, x: np.ndarray) -> tuple[Tensor, Tensor]:
         """Latents and Jacobians at ``x`` in the flow's dtype (see :func:`jacobians`)."""

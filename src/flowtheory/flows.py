@@ -517,9 +517,20 @@ def load_flow(model_path: str, device: str = "cpu") -> tuple[Flow, dict]:
     from . import storage
 
     state, meta = storage.load_checkpoint(model_path)
-    flow = build_flow(meta["flow"], meta["d"], getattr(torch, meta["dtype"]), seed=meta["seed"])
+    keys = ("flow", "d", "dtype", "seed", "stabilizer")  # what the train stage writes
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise storage.DataError(f"{model_path}: checkpoint meta lacks {missing}; expected {list(keys)}")
+    try:
+        dtype = getattr(torch, str(meta["dtype"]))
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"{meta['dtype']!r} is not a torch dtype")
+        flow = build_flow(meta["flow"], int(meta["d"]), dtype, seed=int(meta["seed"]))
+    except (AttributeError, TypeError, ValueError) as e:
+        raise storage.DataError(f"{model_path}: checkpoint meta does not describe a flow ({e})") from None
     try:
         flow.load_state_dict(state)
     except RuntimeError as e:
-        raise storage.DataError(f"{model_path}: checkpoint does not match its flow config ({e})") from None
+        detail = " ".join(str(e).split())
+        raise storage.DataError(f"{model_path}: checkpoint does not match its flow config ({detail})") from None
     return flow.to(device).eval(), meta

@@ -32,5 +32,6 @@ def run(smk, job: Callable[[Callable[[str], None]], object]) -> None:
             job(log)
         except Exception as err:  # noqa: BLE001 - every failure becomes one clear line
             traceback.print_exc(file=fh)
-            print(f"flowtheory: error in {smk.rule}: {err}", file=sys.stderr, flush=True)
+            message = " ".join(str(err).split()) or type(err).__name__  # one line, whatever the error
+            print(f"flowtheory: error in {smk.rule}: {message}", file=sys.stderr, flush=True)
             sys.exit(1)

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import pickle
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -149,7 +150,10 @@ def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise DataError(f"{path}: cannot read data set, expected an npz archive ({type(e).__name__}: {e})") from None
+        # numpy takes a file with neither a zip nor an .npy header for a pickle, and its message
+        # advises loading it unsafely
+        detail = "neither a zip nor an .npy header" if "pickled" in str(e) else f"{type(e).__name__}: {e}"
+        raise DataError(f"{path}: cannot read data set, expected an npz archive ({detail})") from None
     missing = [k for k in DATASET_KEYS if k not in data]
     if missing:
         raise DataError(f"{path}: missing arrays {missing}; expected {list(DATASET_KEYS)}")
@@ -190,6 +194,15 @@ def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
+def _load_error(e: Exception) -> str:
+    """One line for an error of ``torch.load``. Its unpickling errors span many lines and advise
+    ``weights_only=False``, which would run whatever code the file carries."""
+    if isinstance(e, pickle.UnpicklingError):
+        return f"{type(e).__name__}: not a torch archive of tensors and plain values"
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0].strip()}" if lines else type(e).__name__
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """Loads a checkpoint with ``weights_only=True``; returns ``(state_dict, meta)``."""
     import torch
@@ -199,7 +212,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise DataError(f"{path}: corrupt or unreadable checkpoint ({type(e).__name__}: {e})") from None
+        raise DataError(
+            f"{path}: corrupt or unreadable checkpoint ({_load_error(e)}); expected a checkpoint written by the "
+            "train stage"
+        ) from None
     if not isinstance(ckpt, dict) or set(ckpt) != {"state_dict", "meta"}:
         raise DataError(f"{path}: not a flowtheory checkpoint (expected keys 'state_dict' and 'meta')")
     if not isinstance(ckpt["state_dict"], dict) or not isinstance(ckpt["meta"], dict):

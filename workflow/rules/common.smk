@@ -1,5 +1,6 @@
 # Shared helpers: config validation, targets and per-rule params, all from src/flowtheory.
 import dataclasses
+from pathlib import Path
 
 from flowtheory import config as ftconfig
 from flowtheory import hooks, paths
@@ -70,6 +71,11 @@ def run_files(template, experiments=None):
 
 def notebook_inputs(name):
     """Stage summaries plus the per-run outputs of the experiments notebook `name` shows."""
+    if not Path(workflow.basedir, "workflow", "notebooks", f"{name}.py").is_file():
+        raise WorkflowError(
+            f"workflow/notebooks/{name}.py: figure notebook not found; "
+            f"rule {name} needs it (a jupytext percent file)"
+        )
 
     def inputs(wildcards):
         return {**paths.notebook_inputs(config, name), "code": code("figures")}
