@@ -76,3 +76,106 @@ def dry_run_jobs(project: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+
+
+# ----------------------------------------------------------------------------- helpers for test_faults / test_dvc
+
+GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``git`` in ``project`` with a fixed identity (command line and environment), so commits work
+    on machines without a global git identity."""
+    cmd = ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args]
+    proc = subprocess.run(cmd, cwd=project, env={**env_for(project), **GIT_USER}, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def commit_all(project: Path, message: str) -> str:
+    """Commits everything Git does not ignore (DVC-cached outputs are ignored); returns the commit.
+    Also sets the repository's own identity, which ``dvc exp run`` needs for its commits."""
+    git(project, "config", "user.email", "t@t")
+    git(project, "config", "user.name", "t")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", message)
+    return git(project, "rev-parse", "HEAD").stdout.strip()
+
+
+def parse_job_counts(stdout: str) -> dict[str, int]:
+    """Jobs per rule from the 'job count' table of ``snakemake -n --quiet rules``."""
+    counts, started = {}, False
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            started = True
+            continue
+        if started and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def pending_jobs(project: Path, *args: str) -> dict[str, int]:
+    """Like :func:`dry_run_jobs`, but fails on a locked directory: there a dry run prints "Directory
+    cannot be locked" and "Nothing to be done" and exits 0, which would read as an empty result."""
+    proc = snakemake(project, "-n", "--quiet", "rules", *args)
+    out = proc.stdout + proc.stderr
+    if "cannot be locked" in out:
+        raise AssertionError(f"{project} is locked by Snakemake; run `snakemake --unlock` first:\n{out[-2000:]}")
+    return parse_job_counts(proc.stdout)
+
+
+OUTPUT_DIRS = ("results", "metrics", "plots")
+
+
+def output_hashes(project: Path, skip: tuple[str, ...] = ("report.html", ".gitignore")) -> dict[str, str]:
+    """sha256 of every file under results/, metrics/ and plots/ (less ``skip``), by relative path."""
+    import hashlib
+
+    out = {}
+    for top in OUTPUT_DIRS:
+        for p in sorted((project / top).rglob("*")):
+            if p.is_file() and p.name not in skip:
+                out[str(p.relative_to(project))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def unloadable_outputs(project: Path) -> list[str]:
+    """Every output file that does not load with the pipeline's own checked readers (or, for figures,
+    lacks its magic number), plus any leftover temporary file; empty when all is well."""
+    import numpy as np
+    import pandas as pd
+
+    from flowtheory import storage
+
+    bad = []
+    for top in OUTPUT_DIRS:
+        for p in sorted((project / top).rglob("*")):
+            if not p.is_file():
+                continue
+            rel = str(p.relative_to(project))
+            try:
+                if p.name.endswith(".tmp"):
+                    raise ValueError("leftover temporary file")
+                if p.suffix == ".npz":
+                    if p.parent.name == "data":
+                        storage.load_dataset(p)
+                    else:
+                        with np.load(p, allow_pickle=False) as z:
+                            [z[k] for k in z.files]
+                elif p.suffix == ".pt":
+                    storage.load_checkpoint(p)
+                elif p.suffix == ".json":
+                    storage.load_json(p)
+                elif p.suffix == ".csv":
+                    pd.read_csv(p)
+                elif p.suffix == ".png" and p.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+                    raise ValueError("not a PNG")
+                elif p.suffix == ".pdf" and not p.read_bytes().rstrip().endswith(b"%%EOF"):
+                    raise ValueError("not a complete PDF")
+                elif p.stat().st_size == 0:
+                    raise ValueError("empty")
+            except Exception as e:  # noqa: BLE001 - every failure is reported
+                bad.append(f"{rel}: {type(e).__name__}: {e}")
+    return bad
