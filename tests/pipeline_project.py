@@ -63,10 +63,13 @@ def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 def dry_run_jobs(project: Path, *args: str) -> dict[str, int]:
     """Jobs a dry run would execute, per rule (empty when there is nothing to do)."""
-    proc = snakemake(project, "-n", "--quiet", "rules", *args)
-    counts = {}
-    started = False
-    for line in proc.stdout.splitlines():
+    return parse_job_counts(snakemake(project, "-n", "--quiet", "rules", *args).stdout)
+
+
+def parse_job_counts(stdout: str) -> dict[str, int]:
+    """Jobs per rule from the 'job count' table of ``snakemake -n --quiet rules``."""
+    counts, started = {}, False
+    for line in stdout.splitlines():
         parts = line.split()
         if parts[:2] == ["job", "count"]:
             started = True
@@ -74,7 +77,6 @@ def dry_run_jobs(project: Path, *args: str) -> dict[str, int]:
         if started and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
-
 
 
 
@@ -101,19 +103,6 @@ def commit_all(project: Path, message: str) -> str:
     git(project, "add", "-A")
     git(project, "commit", "-qm", message)
     return git(project, "rev-parse", "HEAD").stdout.strip()
-
-
-def parse_job_counts(stdout: str) -> dict[str, int]:
-    """Jobs per rule from the 'job count' table of ``snakemake -n --quiet rules``."""
-    counts, started = {}, False
-    for line in stdout.splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            started = True
-            continue
-        if started and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def pending_jobs(project: Path, *args: str) -> dict[str, int]:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from flowtheory import dvc_export
+from pipeline_project import parse_job_counts
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 REQUIRED_CLAIMS = {
@@ -56,12 +57,7 @@ def test_dvc_params_are_the_keys_each_stage_reads(root):
 def _job_counts(root, *extra) -> Counter:
     proc = run([*SNAKEMAKE, "-n", "--quiet", "rules", "--configfile", "config/ci.yaml", *extra], root)
     assert proc.returncode == 0, proc.stderr
-    counts = Counter()
-    for line in proc.stdout.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
+    return Counter(parse_job_counts(proc.stdout))
 
 
 @pytest.fixture(scope="module")
