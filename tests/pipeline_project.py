@@ -63,7 +63,7 @@ def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 def dry_run_jobs(project: Path, *args: str) -> dict[str, int]:
     """Jobs a dry run would execute, per rule (empty when there is nothing to do)."""
-    return parse_job_counts(snakemake(project, "-n", "--quiet", "rules", *args).stdout)
+    return parse_job_counts(snakemake(project, *args, "-n", "--quiet", "rules").stdout)
 
 
 def parse_job_counts(stdout: str) -> dict[str, int]:
@@ -108,7 +108,7 @@ def commit_all(project: Path, message: str) -> str:
 def pending_jobs(project: Path, *args: str) -> dict[str, int]:
     """Like :func:`dry_run_jobs`, but fails on a locked directory: there a dry run prints "Directory
     cannot be locked" and "Nothing to be done" and exits 0, which would read as an empty result."""
-    proc = snakemake(project, "-n", "--quiet", "rules", *args)
+    proc = snakemake(project, *args, "-n", "--quiet", "rules")
     out = proc.stdout + proc.stderr
     if "cannot be locked" in out:
         raise AssertionError(f"{project} is locked by Snakemake; run `snakemake --unlock` first:\n{out[-2000:]}")

@@ -31,7 +31,7 @@ from .covariance import jacobians
 from .datasets import s_curve
 from .flows import build_flow, count_parameters
 from .stabilizers import Stabilizer
-from .training import make_optimizer
+from .training import ADAM_BETAS, ADAM_EPS, make_optimizer
 
 __all__ = ["main"]
 
@@ -86,7 +86,7 @@ def _our_step(flow, data: torch.Tensor, stab: Stabilizer) -> Callable[[], None]:
         loss = nll + pen
         if not torch.isfinite(loss):
             raise FloatingPointError("benchmark flow diverged")
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         nll.item(), pen.item()
@@ -94,9 +94,11 @@ def _our_step(flow, data: torch.Tensor, stab: Stabilizer) -> Callable[[], None]:
     return step
 
 
-def _zuko_step(maf, data: torch.Tensor) -> Callable[[], None]:
-    """The same step for a native zuko flow (its own ``log_prob``), with the same optimizer."""
-    opt = make_optimizer(maf, LR)
+def _zuko_step(maf, data: torch.Tensor, flat: bool) -> Callable[[], None]:
+    """The same step for a native zuko flow (its own ``log_prob``), with torch's Adam (as zuko's
+    documentation trains it) or with our FlatAdam (the same optimizer as ours: flow against flow)."""
+    opt = make_optimizer(maf, LR) if flat else torch.optim.Adam(
+        maf.parameters(), lr=LR, betas=ADAM_BETAS, eps=ADAM_EPS, foreach=True)
     batches = data.split(BATCH)
     state = {"i": 0}
 
@@ -106,7 +108,7 @@ def _zuko_step(maf, data: torch.Tensor) -> Callable[[], None]:
         loss = -maf().log_prob(xb).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError("benchmark flow diverged")
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         loss.item()
@@ -123,14 +125,17 @@ def bench_steps_3d(steps: int, warmup: int) -> dict:
     fns, rows = {}, {}
     for name, (spec, transforms, hidden) in PAIRS.items():
         ours = build_flow(spec, 3, torch.float32, seed=0)
-        torch.manual_seed(0)
-        maf = zuko.flows.MAF(3, transforms=transforms, hidden_features=hidden)
-        n_ours, n_zuko = count_parameters(ours), count_parameters(maf)
+        mafs = []
+        for _ in range(2):  # FlatAdam rewires its flow's parameters: one MAF per optimizer
+            torch.manual_seed(0)
+            mafs.append(zuko.flows.MAF(3, transforms=transforms, hidden_features=hidden))
+        n_ours, n_zuko = count_parameters(ours), count_parameters(mafs[0])
         if abs(n_ours - n_zuko) > PARAM_MATCH * max(n_ours, n_zuko):
             raise AssertionError(f"{name}: parameter counts differ by more than {PARAM_MATCH:.0%}: "
                                  f"{n_ours} vs {n_zuko}")
         fns[f"ours_{name}"] = _our_step(ours, data, none)
-        fns[f"zuko_vs_{name}"] = _zuko_step(maf, data)
+        fns[f"zuko_vs_{name}"] = _zuko_step(mafs[0], data, flat=False)
+        fns[f"zuko_flat_vs_{name}"] = _zuko_step(mafs[1], data, flat=True)
         rows[name] = {"ours_spec": spec, "zuko_spec": {"transforms": transforms, "hidden": hidden},
                       "ours_params": n_ours, "zuko_params": n_zuko}
     # for reference: the exact Jacobian penalty's step (one pass for NLL, log-det and Jacobian)
@@ -138,13 +143,15 @@ def bench_steps_3d(steps: int, warmup: int) -> dict:
         build_flow(PAIRS["mlp"][0], 3, torch.float32, seed=0), data, Stabilizer("j", "jacobian", 0.01, "exact"))
     torch.manual_seed(0)
     depth_maf = zuko.flows.MAF(3, transforms=EQUAL_DEPTH_MAF[0], hidden_features=EQUAL_DEPTH_MAF[1])
-    fns["zuko_equal_depth"] = _zuko_step(depth_maf, data)
+    fns["zuko_equal_depth"] = _zuko_step(depth_maf, data, flat=False)
     ms = _interleaved(fns, steps, warmup)
     rows["mlp"]["zuko_equal_depth"] = {"transforms": EQUAL_DEPTH_MAF[0], "hidden": EQUAL_DEPTH_MAF[1],
                                        "params": count_parameters(depth_maf), "ms": ms["zuko_equal_depth"]}
     for name, row in rows.items():
         row["ours_ms"], row["zuko_ms"] = ms[f"ours_{name}"], ms[f"zuko_vs_{name}"]
+        row["zuko_flat_adam_ms"] = ms[f"zuko_flat_vs_{name}"]
         row["ratio_ours_over_zuko"] = row["ours_ms"] / row["zuko_ms"]
+        row["ratio_ours_over_zuko_flat_adam"] = row["ours_ms"] / row["zuko_flat_adam_ms"]
     rows["mlp"]["ours_jacobian_penalty_ms"] = ms["ours_mlp_jacobian_penalty"]
     return rows
 
@@ -266,10 +273,13 @@ def _run(q: bool, path: Path) -> dict:
 
 def _print(r: dict) -> None:
     print(f"\n(a) training step, 3-D, float32, batch {BATCH}, one thread (median ms)")
-    print(f"{'pair':<10}{'ours params':>12}{'zuko params':>12}{'ours ms':>10}{'zuko ms':>10}{'ours/zuko':>11}")
+    print("  zuko with torch.optim.Adam (as zuko's docs train it), and with our FlatAdam (the same optimizer as ours)")
+    print(f"{'pair':<10}{'ours params':>12}{'zuko params':>12}{'ours ms':>10}{'zuko ms':>10}{'ours/zuko':>11}"
+          f"{'zuko+Flat ms':>14}{'ours/zuko+Flat':>16}")
     for name, row in r["train_step_3d"].items():
         print(f"{name:<10}{row['ours_params']:>12}{row['zuko_params']:>12}{row['ours_ms']:>10.3f}"
-              f"{row['zuko_ms']:>10.3f}{row['ratio_ours_over_zuko']:>11.2f}")
+              f"{row['zuko_ms']:>10.3f}{row['ratio_ours_over_zuko']:>11.2f}"
+              f"{row['zuko_flat_adam_ms']:>14.3f}{row['ratio_ours_over_zuko_flat_adam']:>16.2f}")
     mlp = r["train_step_3d"]["mlp"]
     print(f"  our mlp with the exact Jacobian penalty: {mlp['ours_jacobian_penalty_ms']:.3f} ms")
     eq = mlp["zuko_equal_depth"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["ConfigError", "RunSpec", "check", "load", "n_points", "read", "run_spec", "runs"]
+__all__ = ["ConfigError", "RunSpec", "check", "check_input_files", "input_files", "load", "n_points", "read", "run_spec", "runs"]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
@@ -82,6 +82,25 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
         if ds["kind"] == "mnist" and ds.get("source") == "idx" and not {"images", "labels"} <= set(ds):
             raise ConfigError(f"invalid config: data.datasets.{name}: source 'idx' needs 'images' and 'labels'")
     return config
+
+
+def input_files(config: dict) -> dict[str, list[str]]:
+    """The user-supplied files each data set reads (MNIST IDX files), by data set name. The
+    ``make_data`` rule declares them as inputs, so that replacing one reruns its data job."""
+    return {
+        name: [ds["images"], ds["labels"]]
+        for name, ds in config["data"]["datasets"].items()
+        if ds["kind"] == "mnist" and ds.get("source") == "idx"
+    }
+
+
+def check_input_files(config: dict) -> None:
+    """Raises :class:`ConfigError` naming the first user-supplied input file that does not exist."""
+    for name, files in input_files(config).items():
+        for key, path in zip(("images", "labels"), files, strict=True):
+            if not Path(path).is_file():
+                raise ConfigError(f"invalid config: data.datasets.{name}.{key}: no such file {path!r} "
+                                  "(the MNIST IDX files are not downloaded; see the README)")
 
 
 def read(path: str | Path) -> dict:

@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-__all__ = ["KINDS", "circle", "gaussian", "line", "make_data_file", "make_dataset", "s_curve", "swiss_roll"]
+__all__ = ["KINDS", "circle", "gaussian", "line", "make_data_file", "make_dataset", "s_curve", "split_size", "swiss_roll"]
 
 KINDS = ("gaussian", "line", "circle", "scurve", "swissroll", "mnist")
 
@@ -95,7 +95,7 @@ def swiss_roll(n: int, rng: np.random.Generator, noise: float = 0.0):
     return X, t
 
 
-def _count(spec: dict, key: str) -> int:
+def split_size(spec: dict, key: str) -> int:
     """``spec[key]`` as an integer ≥ 1 (both splits must be non-empty for the readers' checks)."""
     value = spec.get(key)
     try:
@@ -126,7 +126,7 @@ def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
         from .mnist import load_mnist
 
         return load_mnist(spec, rng)
-    n_train, n_valid = _count(spec, "n_train"), _count(spec, "n_valid")
+    n_train, n_valid = split_size(spec, "n_train"), split_size(spec, "n_valid")
     n = n_train + n_valid
     oracle = np.empty((0, 0))
     if kind == "scurve":

@@ -12,13 +12,14 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import math
-import operator
 import struct
 import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .datasets import split_size
 
 __all__ = ["IDXError", "embedded_path", "load_mnist", "read_embedded", "read_idx", "write_idx"]
 
@@ -154,19 +155,6 @@ def _read_idx_pair(images: str | Path, labels: str | Path) -> tuple[np.ndarray, 
     return X.reshape(len(X), -1), y
 
 
-def _count(spec: dict, key: str) -> int:
-    value = spec.get(key)
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        n = operator.index(value)
-    except TypeError:
-        raise ValueError(f"MNIST: {key} must be an integer, got {value!r}") from None
-    if n < 1:
-        raise ValueError(f"MNIST: {key} must be at least 1, got {n}")
-    return n
-
-
 def load_mnist(spec: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Loads, subsets, splits (seeded) and scales MNIST as configured.
 
@@ -180,7 +168,7 @@ def load_mnist(spec: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
         IDXError: for unreadable or mismatched files, or fewer images than ``n_train + n_valid``.
     """
     source = spec.get("source", "embedded")
-    n_train, n_valid = _count(spec, "n_train"), _count(spec, "n_valid")
+    n_train, n_valid = split_size(spec, "n_train"), split_size(spec, "n_valid")
     if source == "embedded":
         origin = embedded_path()
         X, y = read_embedded(origin)

@@ -63,7 +63,8 @@ def train_run(spec: dict, data_path: str, out_model: str, out_history: str, out_
     storage.save_csv(out_history, hist)
     storage.save_json(out_metrics, metrics)
     meta = {"flow": rs.flow, "d": d, "dtype": rs.dtype, "seed": rs.seed, "stabilizer": rs.stab}
-    storage.save_checkpoint(out_model, {k: v.cpu() for k, v in flow.state_dict().items()}, meta)
+    # clone: the parameters are views of the optimizer's flat buffer; save each one on its own
+    storage.save_checkpoint(out_model, {k: v.cpu().clone() for k, v in flow.state_dict().items()}, meta)
     return metrics
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from .flows import Flow
 from .stabilizers import Stabilizer
 
-__all__ = ["TrainConfig", "TrainResult", "diagnostics", "evaluate_nll", "make_optimizer", "train"]
+__all__ = ["FlatAdam", "TrainConfig", "TrainResult", "diagnostics", "evaluate_nll", "make_optimizer", "train"]
 
 #: the authors' (TF1) Adam defaults
 ADAM_BETAS = (0.9, 0.999)
@@ -54,11 +54,58 @@ class TrainResult:
     checkpoint_epoch: int = 0
 
 
-def make_optimizer(flow: torch.nn.Module, lr: float) -> torch.optim.Adam:
-    """The authors' Adam (TF1 betas and eps). ``foreach=True`` updates all parameters with a few
-    multi-tensor kernels instead of a Python loop per parameter: bitwise the same result, and it
-    saves a third of the optimizer's time on small flows (``python -m flowtheory.bench``)."""
-    return torch.optim.Adam(flow.parameters(), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, foreach=True)
+class FlatAdam:
+    r"""Adam over one flat buffer per dtype: bitwise the same updates as
+    ``torch.optim.Adam(foreach=True)`` (``tests/unit/test_training.py``), in 8 tensor operations per
+    step instead of about 40 per-parameter ones (on CPU torch's ``foreach`` kernels loop over the
+    parameters). A small flow's step is overhead-bound, so this saves about a third of it.
+
+    Each parameter's ``.data`` and ``.grad`` become views of the flat buffers, so ``backward``
+    accumulates straight into the flat gradient; :meth:`zero_grad` therefore zeroes it in place
+    rather than setting gradients to ``None``.
+    """
+
+    def __init__(self, params, lr: float, betas: tuple[float, float] = ADAM_BETAS, eps: float = ADAM_EPS) -> None:
+        params = [p for p in params if p.requires_grad]
+        if not params:
+            raise ValueError("FlatAdam got no trainable parameters")
+        self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
+        self.steps = 0
+        self.groups: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (param, grad, exp_avg, exp_avg_sq)
+        for dtype in dict.fromkeys(p.dtype for p in params):
+            group = [p for p in params if p.dtype == dtype]
+            with torch.no_grad():
+                flat = torch.cat([p.detach().reshape(-1) for p in group])
+            grad = torch.zeros_like(flat)
+            offset = 0
+            for p in group:
+                n = p.numel()
+                p.data = flat[offset : offset + n].view_as(p)
+                p.grad = grad[offset : offset + n].view_as(p)
+                offset += n
+            self.groups.append((flat, grad, torch.zeros_like(flat), torch.zeros_like(flat)))
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zeroes the flat gradients in place (``set_to_none`` is accepted and ignored)."""
+        for _, grad, _, _ in self.groups:
+            grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        # the same scalar arithmetic as torch.optim.adam._multi_tensor_adam
+        step_size = (self.lr / (1 - self.beta1**self.steps)) * -1
+        bias_correction2_sqrt = (1 - self.beta2**self.steps) ** 0.5
+        for param, grad, exp_avg, exp_avg_sq in self.groups:
+            exp_avg.lerp_(grad, 1 - self.beta1)
+            exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
+            param.addcdiv_(exp_avg, denom, value=step_size)
+
+
+def make_optimizer(flow: torch.nn.Module, lr: float) -> FlatAdam:
+    """The authors' Adam (TF1 betas and eps) as :class:`FlatAdam`."""
+    return FlatAdam(flow.parameters(), lr)
 
 
 @torch.no_grad()
@@ -147,7 +194,7 @@ def train(
             result.steps += 1
             if not torch.isfinite(loss):
                 return _diverged(flow, result, good_state, epoch, log)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             nll_sum += nll.item()

@@ -240,8 +240,9 @@ CASES = [
          _run_outputs("analyze", "scurve_mlp", "none")[:1],
          [METRICS_SCURVE, "cannot read JSON"], "analyze", _run_outputs("analyze", "scurve_mlp", "none")),
     # MNIST from IDX files, read by the data job
+    # a missing IDX file stops Snakemake before any job (the files are the data job's inputs)
     Case("mnist-idx-missing-file", _mnist_idx("missing.idx", "labels.idx"), [MNIST],
-         ["missing.idx", "cannot read IDX file", "No such file"], "make_data", [MNIST]),
+         ["data.datasets.mnist.images", "no such file", "missing.idx", "see the README"]),
     Case("mnist-idx-bad-magic", _mnist_idx("images_magic.idx", "labels.idx"), [MNIST],
          ["images_magic.idx", "bad IDX magic number", "expected 0x0000TTNN"], "make_data", [MNIST]),
     Case("mnist-idx-truncated", _mnist_idx("images_truncated.idx", "labels.idx"), [MNIST],
@@ -316,3 +317,18 @@ def test_bad_configfile_on_the_command_line_is_named(ci_run, tmp_path):
     project, _ = ci_run
     proc = _snakemake_configfile(project, b"seeds: [0\n", tmp_path)
     assert proc.returncode != 0 and "bad.yaml" in proc.stdout + proc.stderr
+
+
+def test_replacing_an_idx_file_reruns_the_mnist_data_job(clone_run, tmp_path):
+    """User-supplied IDX files are declared inputs of make_data: new contents rerun it; a newer
+    file with the same contents does not (Snakemake compares the checksums it stored)."""
+    project = clone_run
+    _mnist_idx("images.idx", "labels.idx")(project, tmp_path)
+    snakemake(project, "--cores", "2", MNIST)
+    assert pending_jobs(project, MNIST) == {}
+    built = (project / MNIST).stat().st_mtime
+    labels = tmp_path / "labels.idx"
+    os.utime(labels, (built + 10, built + 10))
+    assert pending_jobs(project, MNIST) == {}
+    write_idx(labels, np.random.default_rng(5).integers(0, 10, 600).astype(np.uint8))
+    assert pending_jobs(project, MNIST) == {"make_data": 1}

@@ -272,3 +272,25 @@ def test_bad_flow_spec_raises(spec, match):
 def test_zuko_flow_has_no_weight_matrices():
     with pytest.raises(ValueError, match="not defined for zuko"):
         build_flow(SPECS["zuko_nsf"], D).weight_matrices()
+
+
+@pytest.mark.parametrize("spec", [SPECS["linear_chol"], SPECS["mlp_prelu_bn"], SPECS["mlp_sigmoid"], SPECS["realnvp"],
+                                  {"kind": "mlp", "hidden_layers": 3, "activation": "sinh", "logdet": "chol"}])
+def test_flow_log_det_is_the_sum_of_its_layers_log_dets(spec):
+    """``Flow`` adds the affine layers' log-dets in one batched call: the same as layer by layer."""
+    flow = build_flow(spec, D, torch.float64, seed=0)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(PERTURB * torch.randn(p.shape, generator=torch.Generator().manual_seed(2), dtype=p.dtype))
+    flow.eval()
+    x = 0.05 + 0.9 * torch.rand(N_POINTS, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    h, expected = x, torch.zeros(N_POINTS, dtype=torch.float64)
+    for layer in flow.layers:
+        h, la = layer(h)
+        expected = expected + la
+    y, ladj = flow(x)
+    torch.testing.assert_close(y, h, atol=0, rtol=0)
+    torch.testing.assert_close(ladj, expected, atol=1e-12, rtol=0)
+    v = torch.randn(N_POINTS, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(flow.jvp(x, v)[1], expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(flow.forward_and_jacobian(x)[1], expected, atol=1e-12, rtol=0)

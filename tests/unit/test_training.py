@@ -14,7 +14,7 @@ from flowtheory import flows, runs, storage
 from flowtheory.datasets import gaussian, line, s_curve
 from flowtheory.flows import build_flow
 from flowtheory.stabilizers import Stabilizer
-from flowtheory.training import TrainConfig, diagnostics, evaluate_nll, train, trend
+from flowtheory.training import ADAM_BETAS, ADAM_EPS, FlatAdam, TrainConfig, diagnostics, evaluate_nll, train, trend
 
 #: ‖WᵀW − target‖_F / ‖target‖_F after 300 epochs at the authors' settings (findings.md: ≈ 0.002)
 RTOL_LINEAR = 0.02
@@ -347,3 +347,66 @@ def test_nonfinite_data_file_raises_data_error_before_training(tmp_path, bad, ke
         runs.train_run(_run_spec(), str(path), *_outputs(tmp_path), log=logged.append)
     assert logged == []  # not even the run header: nothing was built or trained
     assert not any(os.path.exists(p) for p in _outputs(tmp_path))
+
+
+# --- the optimizer -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [{"kind": "mlp", "hidden_layers": 2, "activation": "prelu", "batchnorm_every": 1},
+                                  {"kind": "realnvp", "hidden": [8, 8], "couplings": 2}])
+def test_flat_adam_is_bitwise_torch_adam(spec):
+    """FlatAdam makes the same updates as torch.optim.Adam, bit for bit."""
+    x, _ = s_curve(400, np.random.default_rng(0))
+    x = _tensor(x)
+    flows_, opts = [], []
+    for use_flat in (False, True):
+        flow = build_flow(spec, 3, torch.float64, seed=0)
+        flows_.append(flow)
+        params = list(flow.parameters())
+        opts.append(FlatAdam(params, 1e-2) if use_flat else
+                    torch.optim.Adam(params, lr=1e-2, betas=ADAM_BETAS, eps=ADAM_EPS, foreach=True))
+    for step in range(30):
+        xb = x[(step % 4) * 100 : (step % 4 + 1) * 100]
+        for flow, opt in zip(flows_, opts, strict=True):
+            opt.zero_grad()
+            (-flow.log_prob(xb).mean()).backward()
+            opt.step()
+    for a, b in zip(flows_[0].parameters(), flows_[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    changed = [not torch.equal(a, b) for a, b in zip(flows_[1].parameters(),
+                                                      build_flow(spec, 3, torch.float64, seed=0).parameters())]
+    assert sum(changed) >= len(changed) - 1  # the zero-initialised coupling output may move last
+
+
+def test_flat_adam_with_two_dtypes_is_bitwise_torch_adam():
+    g = torch.Generator().manual_seed(0)
+    init = [torch.randn(3, 2, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float32),
+            torch.randn((), generator=g, dtype=torch.float64)]
+    runs_ = []
+    for use_flat in (False, True):
+        params = [torch.nn.Parameter(t.clone()) for t in init]
+        opt = FlatAdam(params, 0.1) if use_flat else torch.optim.Adam(params, lr=0.1, betas=ADAM_BETAS,
+                                                                      eps=ADAM_EPS, foreach=True)
+        for step in range(20):
+            opt.zero_grad()
+            sum(((p - step) ** 2).sum() * (i + 1) for i, p in enumerate(params)).backward()
+            opt.step()
+        runs_.append((params, opt))
+    assert len(runs_[1][1].groups) == 2
+    for a, b in zip(runs_[0][0], runs_[1][0], strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+def test_flat_adam_zero_grad_and_state_dict():
+    flow = build_flow({"kind": "mlp", "hidden_layers": 1}, 2, torch.float64, seed=0)
+    opt = FlatAdam(flow.parameters(), 1e-3)
+    (-flow.log_prob(torch.ones(3, 2, dtype=torch.float64)).mean()).backward()
+    assert opt.groups[0][1].abs().sum() > 0
+    opt.zero_grad(set_to_none=True)
+    assert all(p.grad is not None and not p.grad.any() for p in flow.parameters())
+    # the state dict still loads into a fresh flow, and writes through the views into the flat buffer
+    fresh = build_flow({"kind": "mlp", "hidden_layers": 1}, 2, torch.float64, seed=1)
+    flow.load_state_dict(fresh.state_dict())
+    assert torch.equal(opt.groups[0][0], torch.cat([p.reshape(-1) for p in fresh.parameters()]))
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        FlatAdam([], 1e-3)

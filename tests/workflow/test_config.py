@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from flowtheory.config import ConfigError, check, load
+from flowtheory.config import ConfigError, check, check_input_files, input_files, load
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,18 @@ def test_snakemake_refuses_bad_config_before_any_job(root, ci, tmp_path):
     )
     assert proc.returncode != 0
     assert "train.lr" in proc.stderr + proc.stdout
+
+
+def test_idx_files_are_inputs_and_must_exist(ci, tmp_path):
+    cfg = copy.deepcopy(ci)
+    assert input_files(cfg) == {}  # the embedded digits need no user files
+    check_input_files(cfg)
+    images, labels = tmp_path / "images.idx", tmp_path / "labels.idx"
+    cfg["data"]["datasets"]["mnist"].update(source="idx", images=str(images), labels=str(labels))
+    check(cfg)
+    assert input_files(cfg) == {"mnist": [str(images), str(labels)]}
+    images.write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"data\.datasets\.mnist\.labels: no such file '.*labels\.idx'"):
+        check_input_files(cfg)
+    labels.write_bytes(b"")
+    check_input_files(cfg)  # existing files pass: their contents are the data job's to check

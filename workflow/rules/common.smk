@@ -7,6 +7,7 @@ from flowtheory import hooks, paths
 
 try:
     ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
+    ftconfig.check_input_files(config)
 except ftconfig.ConfigError as err:
     raise WorkflowError(str(err))
 
@@ -28,6 +29,11 @@ def code(stage):
 
 def dataset_spec(wildcards):
     return config["data"]["datasets"][wildcards.dataset]
+
+
+def input_files_of_dataset(wildcards):
+    """User-supplied files (MNIST IDX): inputs, so that replacing one reruns the data job."""
+    return ftconfig.input_files(config).get(wildcards.dataset, [])
 
 
 def data_of_run(wildcards):

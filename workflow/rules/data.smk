@@ -1,6 +1,7 @@
 rule make_data:
     input:
         code=code("data"),
+        files=input_files_of_dataset,
     output:
         paths.DATA,
     log:
