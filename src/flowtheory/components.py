@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .stats import knn_indices
+
 __all__ = [
     "Components",
     "align_signs",
@@ -92,13 +94,11 @@ def align_signs(comp: Components, x: np.ndarray, k: int = 10) -> Components:
     """
     from collections import deque
 
-    from sklearn.neighbors import NearestNeighbors
-
     n = len(x)
     k = min(k, n - 1)
     if k < 1:
         return comp
-    nbrs = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+    nbrs = knn_indices(x, x, k + 1)[:, 1:]
     adjacency: list[set[int]] = [set() for _ in range(n)]
     for i in range(n):
         for j in nbrs[i]:

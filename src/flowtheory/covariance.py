@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from . import storage
 from .flows import Flow, load_flow
+from .stats import knn_indices
 
 __all__ = [
     "CHUNK_BYTES",
@@ -60,12 +61,8 @@ def flow_local_cov(J: Tensor) -> Tensor:
 
 
 def knn_local_cov(reference: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
-    """Empirical covariance of the ``k`` nearest reference points of each point (scikit-learn)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    nn = NearestNeighbors(n_neighbors=k).fit(reference)
-    idx = nn.kneighbors(points, return_distance=False)
-    nbrs = reference[idx]  # (n, k, d)
+    """Empirical covariance of the ``k`` nearest reference points of each point."""
+    nbrs = reference[knn_indices(reference, points, k)]  # (n, k, d)
     centred = nbrs - nbrs.mean(1, keepdims=True)
     return np.einsum("nki,nkj->nij", centred, centred) / k
 

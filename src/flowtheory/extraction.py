@@ -13,6 +13,7 @@ from . import storage
 from .components import align_signs, extract, intrinsic_dimension
 from .config import HIGHDIM, n_points
 from .covariance import Trained
+from .stats import pca
 
 __all__ = ["HIGHDIM_COMPONENTS", "components_run"]
 
@@ -23,8 +24,6 @@ HIGHDIM_COMPONENTS = 16
 def components_run(cfg: dict, data_path: str, model_path: str, run_metrics_path: str,
                    out_npz: str, out_csv: str, out_metrics: str) -> dict:
     """Un-whitened components of one run (paper.md §3), sign-aligned, with PCA comparisons."""
-    from sklearn.decomposition import PCA
-
     tr = Trained.load(data_path, model_path, run_metrics_path)
     data, run, lam, d = tr.data, tr.run, tr.lam, tr.d
     n = n_points(cfg, d, len(data["x_train"]))
@@ -35,8 +34,8 @@ def components_run(cfg: dict, data_path: str, model_path: str, run_metrics_path:
         comp = align_signs(comp, x, cfg.get("align_k", 10))
     yhat, scale = comp.yhat.numpy(), comp.scale.numpy()
     keep = d if d <= HIGHDIM else min(d, HIGHDIM_COMPONENTS)
-    pca = PCA().fit(data["x_train"])
-    scores = pca.transform(x)
+    eigenvalues, axes, mean = pca(data["x_train"])
+    scores = (x - mean) @ axes.T
     var_yhat = yhat.var(0)
     metrics = {
         "run": run["run"], "status": run["status"], "lam": lam, "n_points": n, "d": d,
@@ -46,8 +45,7 @@ def components_run(cfg: dict, data_path: str, model_path: str, run_metrics_path:
         "scale_median": np.median(scale, 0).tolist(),
         "var_yhat": var_yhat.tolist(),
         "var_y": y.double().numpy().var(0).tolist(),
-        # PCA has min(n, d) eigenvalues; beyond the rank they are zero
-        "pca_eigenvalues": np.pad(pca.explained_variance_, (0, d - len(pca.explained_variance_))).tolist(),
+        "pca_eigenvalues": eigenvalues.tolist(),
     }
     corr = [abs(np.corrcoef(yhat[:, k], scores[:, k])[0, 1]) for k in range(keep)]
     metrics["pca_abs_corr"] = corr

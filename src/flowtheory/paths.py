@@ -139,7 +139,7 @@ STAGES: dict[str, Stage] = {
             metrics=[ANALYSIS_SUMMARY],
             upstream=["results/data", "results/runs"],
             scripts=["workflow/scripts/analyze.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, "config.py", "flows.py", "covariance.py", "analysis.py", "summary.py"],
+            modules=[*_COMMON, "config.py", "flows.py", "covariance.py", "stats.py", "analysis.py", "summary.py"],
         ),
         Stage(
             name="components",
@@ -149,7 +149,7 @@ STAGES: dict[str, Stage] = {
             plots=[COMPONENTS_SPECTRA],
             upstream=["results/data", "results/runs"],
             scripts=["workflow/scripts/components.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, "config.py", "flows.py", "covariance.py", "components.py", "extraction.py",
+            modules=[*_COMMON, "config.py", "flows.py", "covariance.py", "stats.py", "components.py", "extraction.py",
                      "summary.py"],
         ),
         Stage(

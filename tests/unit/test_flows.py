@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from flowtheory import storage
-from flowtheory.flows import CHOL_REG, FLOW_KINDS, BatchNorm, build_flow, count_parameters
+from flowtheory.flows import BATCH_LOGDET_MAX_D, CHOL_REG, FLOW_KINDS, BatchNorm, build_flow, count_parameters
 
 #: inverse round trip ‖g(f(x)) − x‖∞ (float64; spline and coupling inverses are closed form)
 ATOL_ROUNDTRIP = 1e-9
@@ -274,16 +274,19 @@ def test_zuko_flow_has_no_weight_matrices():
         build_flow(SPECS["zuko_nsf"], D).weight_matrices()
 
 
-@pytest.mark.parametrize("spec", [SPECS["linear_chol"], SPECS["mlp_prelu_bn"], SPECS["mlp_sigmoid"], SPECS["realnvp"],
-                                  {"kind": "mlp", "hidden_layers": 3, "activation": "sinh", "logdet": "chol"}])
-def test_flow_log_det_is_the_sum_of_its_layers_log_dets(spec):
+@pytest.mark.parametrize(("spec", "d"), [
+    (SPECS["linear_chol"], D), (SPECS["mlp_prelu_bn"], D), (SPECS["mlp_sigmoid"], D), (SPECS["realnvp"], D),
+    ({"kind": "mlp", "hidden_layers": 3, "activation": "sinh", "logdet": "chol"}, D),
+    ({"kind": "mlp", "hidden_layers": 2, "activation": "sinh"}, BATCH_LOGDET_MAX_D + 1),  # one call per layer
+])
+def test_flow_log_det_is_the_sum_of_its_layers_log_dets(spec, d):
     """``Flow`` adds the affine layers' log-dets in one batched call: the same as layer by layer."""
-    flow = build_flow(spec, D, torch.float64, seed=0)
+    flow = build_flow(spec, d, torch.float64, seed=0)
     with torch.no_grad():
         for p in flow.parameters():
-            p.add_(PERTURB * torch.randn(p.shape, generator=torch.Generator().manual_seed(2), dtype=p.dtype))
+            p.add_(PERTURB / d**0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2), dtype=p.dtype))
     flow.eval()
-    x = 0.05 + 0.9 * torch.rand(N_POINTS, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = 0.05 + 0.9 * torch.rand(N_POINTS, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     h, expected = x, torch.zeros(N_POINTS, dtype=torch.float64)
     for layer in flow.layers:
         h, la = layer(h)
@@ -291,6 +294,6 @@ def test_flow_log_det_is_the_sum_of_its_layers_log_dets(spec):
     y, ladj = flow(x)
     torch.testing.assert_close(y, h, atol=0, rtol=0)
     torch.testing.assert_close(ladj, expected, atol=1e-12, rtol=0)
-    v = torch.randn(N_POINTS, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    v = torch.randn(N_POINTS, d, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     torch.testing.assert_close(flow.jvp(x, v)[1], expected, atol=1e-12, rtol=0)
     torch.testing.assert_close(flow.forward_and_jacobian(x)[1], expected, atol=1e-12, rtol=0)
