@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
         print("\nlast run's jobs (benchmarks/*.tsv):")
         print(per_stage.to_string(float_format=lambda v: f"{v:.1f}"))
         worst = jobs.loc[jobs.max_rss_mb.idxmax()]
-        print(f"largest job's peak memory: {worst.max_rss_mb:.0f} MB ({worst.job}) (goal ≤ 4096 MB)")
+        print(f"largest job's peak memory: {worst.max_rss_mb:.0f} MB ({worst.job}) (goal ≤ 4096 MB); "
+              "Snakemake samples it and can miss a short peak: `/usr/bin/time -v snakemake` reports the "
+              "largest process exactly")
         out["stages"] = per_stage.reset_index().to_dict("records")
         out["peak_rss_mb"] = float(worst.max_rss_mb)
         out["peak_rss_job"] = worst.job
