@@ -61,8 +61,8 @@ def analyze_run(cfg: dict, dataset_kind: str, data_path: str, model_path: str, r
                 for j in range(d):
                     rows[f"cov_flow_{i}{j}"] = cov_flow[:, i, j]
                     rows[f"cov_knn_{i}{j}"] = cov_knn[:, i, j]
-        for i, lab in ((0, "flow"), (1, "knn")):
-            eig = np.linalg.eigvalsh(cov_flow if i == 0 else cov_knn)[:, ::-1]
+        for lab, cov in (("flow", cov_flow), ("knn", cov_knn)):
+            eig = np.linalg.eigvalsh(cov)[:, ::-1]
             for j in range(d):
                 rows[f"eig_{lab}_{j}"] = eig[:, j]
         if data["oracle_cov"].size:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
-
-from dataclasses import dataclass
 
 from . import storage
 from .flows import Flow, load_flow

@@ -150,11 +150,10 @@ def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 def make_data_file(spec: dict, seed: int, out: str) -> None:
-    """Builds the configured data set and writes it (atomically) to ``out``."""
-    from .storage import DataError, save_npz
+    """Builds the configured data set, checks it as its readers will, and writes it (atomically)
+    to ``out``: a malformed data set is refused here rather than by every job that reads it."""
+    from .storage import check_dataset, save_npz
 
     data = make_dataset(spec, seed)
-    for key in ("x_train", "x_valid"):
-        if not np.isfinite(data[key]).all():
-            raise DataError(f"data set {spec.get('kind')!r}: {key} contains NaN or inf values")
+    check_dataset(data, out)
     save_npz(out, **data)

@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "DataError",
     "atomic_path",
+    "check_dataset",
     "load_checkpoint",
     "load_dataset",
     "load_json",
@@ -154,6 +155,13 @@ def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
         # advises loading it unsafely
         detail = "neither a zip nor an .npy header" if "pickled" in str(e) else f"{type(e).__name__}: {e}"
         raise DataError(f"{path}: cannot read data set, expected an npz archive ({detail})") from None
+    check_dataset(data, path)
+    return data
+
+
+def check_dataset(data: dict[str, np.ndarray], path: str | Path) -> None:
+    """Raises :class:`DataError` naming ``path`` unless ``data`` is a well-formed data set (the checks
+    :func:`load_dataset` lists); the data stage runs them before writing, the readers after loading."""
     missing = [k for k in DATASET_KEYS if k not in data]
     if missing:
         raise DataError(f"{path}: missing arrays {missing}; expected {list(DATASET_KEYS)}")
@@ -179,7 +187,6 @@ def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(
             f"{path}: oracle_cov has shape {data['oracle_cov'].shape}, expected (0, 0) or ({d_train}, {d_train})"
         )
-    return data
 
 
 def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> None:

@@ -136,6 +136,19 @@ def test_reference_components_is_the_authors_formula():
 # ------------------------------------------------------------------ 2. linear flow at the optimum
 
 
+def _components_against_pca(flow, X: np.ndarray):
+    """The flow's components at X, checked against the PCA scores (|r| per component and the
+    variances); returns ``(J, components, ŷ, scores)`` for further checks."""
+    y, J = jacobians(flow, torch.as_tensor(X))
+    comp = extract(J, y)
+    scores = PCA().fit(X).transform(X)
+    yhat = comp.yhat.numpy()
+    for k in range(X.shape[1]):
+        assert abs(np.corrcoef(yhat[:, k], scores[:, k])[0, 1]) >= MIN_ABS_CORR
+    np.testing.assert_allclose(yhat.var(0), scores.var(0), rtol=RTOL_VAR)
+    return J, comp, yhat, scores
+
+
 @pytest.mark.parametrize("lam", [0.0, 0.3])
 @pytest.mark.parametrize("rotation_seed", [0, 1, 2])
 def test_linear_flow_components_are_pca_scores(lam, rotation_seed):
@@ -143,14 +156,8 @@ def test_linear_flow_components_are_pca_scores(lam, rotation_seed):
     X, _ = datasets.gaussian(2000, rng, MEAN_2D, COV_2D)
     R = _random_orthogonal(2, np.random.default_rng(100 + rotation_seed))
     flow = _optimal_linear_flow(X, lam, R)
-    y, J = jacobians(flow, torch.as_tensor(X))
-    comp = extract(J, y)
-    scores = PCA().fit(X).transform(X)
-    yhat = comp.yhat.numpy()
-    for k in range(2):
-        assert abs(np.corrcoef(yhat[:, k], scores[:, k])[0, 1]) >= MIN_ABS_CORR
+    J, comp, yhat, scores = _components_against_pca(flow, X)
     # ŷ = Eᵀ(x − μ) exactly, with or without shrinkage (shrinkage changes s, not V)
-    np.testing.assert_allclose(yhat.var(0), scores.var(0), rtol=RTOL_VAR)
     np.testing.assert_allclose(np.abs(yhat), np.abs(scores), rtol=0, atol=1e-8)
     # local stds 1/s are the square roots of the shrunk eigenvalues
     np.testing.assert_allclose(comp.scale[0].numpy(), np.sqrt(np.linalg.eigvalsh(shrunk_oracle(X, lam))[::-1]),
@@ -168,13 +175,7 @@ def test_linear_flow_trained_briefly_matches_pca():
     flow = build_flow({"kind": "linear"}, 2)
     train(flow, x, x[:200], Stabilizer("none", "none"), TrainConfig(epochs=300, diagnostics_every=10**6),
           seed=0, log=lambda _: None)
-    y, J = jacobians(flow, x)
-    comp = extract(J, y)
-    scores = PCA().fit(X).transform(X)
-    yhat = comp.yhat.numpy()
-    for k in range(2):
-        assert abs(np.corrcoef(yhat[:, k], scores[:, k])[0, 1]) >= MIN_ABS_CORR
-    np.testing.assert_allclose(yhat.var(0), scores.var(0), rtol=RTOL_VAR)
+    J = _components_against_pca(flow, X)[0]
     assert rel_frobenius(flow_local_cov(J).numpy(), shrunk_oracle(X, 0.0)[None]).max() < RTOL_TRAINED_COV
 
 

@@ -242,3 +242,18 @@ def test_make_data_file_round_trips_through_load_dataset(tmp_path):
     for key in expected:
         np.testing.assert_array_equal(loaded[key], expected[key])
     assert [p.name for p in out.parent.iterdir()] == ["gaussian.npz"]
+
+
+@pytest.mark.parametrize(("key", "bad", "match"), [
+    ("x_train", lambda x: np.where(np.arange(x.size).reshape(x.shape) == 3, np.nan, x), r"x_train contains NaN or inf"),
+    ("c_valid", lambda c: c[:-1], r"c_valid has shape \(9,\), expected \(10,\)"),
+])
+def test_make_data_file_refuses_a_malformed_data_set_and_writes_nothing(tmp_path, monkeypatch, key, bad, match):
+    spec = {**TOY_SPECS["gaussian"], "n_train": 40, "n_valid": 10}
+    good = make_dataset(spec, 2)
+    monkeypatch.setattr(datasets, "make_dataset", lambda s, seed: {**good, key: bad(good[key])})
+    out = tmp_path / "gaussian.npz"
+    with pytest.raises(storage.DataError, match=match) as err:
+        datasets.make_data_file(spec, 2, str(out))
+    assert str(out) in str(err.value)
+    assert list(tmp_path.iterdir()) == []
