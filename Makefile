@@ -32,13 +32,13 @@ test: setup test-data  ## set up, then run the test suite
 	source $(BIN)/activate && pytest
 
 bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)
-	source $(BIN)/activate && python -m flowtheory.bench && python -m flowtheory.bench_pipeline
+	source $(BIN)/activate && python -m bench.steps && python -m bench.pipeline
 
 report: setup  ## one HTML report with every figure and caption
 	source $(BIN)/activate && snakemake --report results/report.html
 
-dvc.yaml: setup  ## regenerate dvc.yaml from src/flowtheory/paths.py
-	$(BIN)/python -m flowtheory.dvc_export > dvc.yaml
+dvc.yaml: setup  ## regenerate dvc.yaml from src/flowtheory/pipeline/paths.py
+	$(BIN)/python -m flowtheory.pipeline.dvc_export > dvc.yaml
 
 checkout: setup  ## restore the results recorded in dvc.lock (after git checkout), then sync Snakemake
 	source $(BIN)/activate && dvc checkout && snakemake --cores 1 --touch

@@ -8,9 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -29,7 +27,9 @@ def env_for(project: Path) -> dict:
 def sh(cmd: list[str], project: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=project, env=env_for(project), capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -79,7 +79,6 @@ def parse_job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
-
 # ----------------------------------------------------------------------------- helpers for test_faults / test_dvc
 
 GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -91,7 +90,9 @@ def git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
     cmd = ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args]
     proc = subprocess.run(cmd, cwd=project, env={**env_for(project), **GIT_USER}, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -136,7 +137,7 @@ def unloadable_outputs(project: Path) -> list[str]:
     import numpy as np
     import pandas as pd
 
-    from flowtheory import storage
+    from flowtheory.pipeline import storage
 
     bad = []
     for top in OUTPUT_DIRS:

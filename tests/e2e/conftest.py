@@ -7,6 +7,7 @@ import shutil
 import time
 
 import pytest
+
 from pipeline_project import make_project, snakemake
 
 

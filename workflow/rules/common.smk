@@ -2,8 +2,9 @@
 import dataclasses
 from pathlib import Path
 
-from flowtheory import config as ftconfig
-from flowtheory import hooks, paths
+from flowtheory.pipeline import config as ftconfig
+from flowtheory.pipeline import hooks
+from flowtheory.pipeline import paths
 
 try:
     ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
