@@ -26,7 +26,7 @@ import pandas as pd
 
 __all__ = ["ci_end_to_end", "job_table", "main"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _copy_project(dst: Path) -> None:

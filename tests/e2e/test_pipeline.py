@@ -82,6 +82,16 @@ def test_second_run_has_nothing_to_do_and_dvc_is_clean(ci_run):
     assert "up to date" in status.lower() or status.strip() == "", status
 
 
+def test_onsuccess_hook_works_without_the_venv_on_path(ci_run):
+    """The run was started as ``.venv/bin/snakemake`` with PATH lacking ``.venv/bin`` (ci_run): its
+    hook still committed to DVC and wrote the report, through the running interpreter."""
+    project, _ = ci_run
+    log = (project / "run.log").read_text()
+    assert "dvc: committed stages data, train, analysis, components, figures to dvc.lock" in log, log[-3000:]
+    assert "report: wrote results/report.html" in log, log[-3000:]
+    assert (project / "dvc.lock").is_file() and (project / "results" / "report.html").is_file()
+
+
 def _changed(project: Path) -> dict[str, int]:
     return dry_run_jobs(project)
 

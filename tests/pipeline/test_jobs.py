@@ -15,16 +15,17 @@ from flowtheory.pipeline import jobs
 def test_set_threads_sets_torch_threads_when_torch_is_loaded():
     before = torch.get_num_threads()
     try:
-        jobs.set_threads(1)
-        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)  # the autouse fixture already set 1: start from something else
+        jobs.set_threads(3)
+        assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("module", ["datasets", "summary", "claims"])
+@pytest.mark.parametrize("module", ["stages.data", "stages.summarize", "stages.claims"])
 def test_jobs_without_torch_do_not_import_it(module):
     code = (
-        f"import sys; from flowtheory import jobs, {module}; jobs.set_threads(1); "
+        f"import sys; import flowtheory.{module}; from flowtheory.pipeline import jobs; jobs.set_threads(1); "
         "import os; print('torch' in sys.modules, os.environ['OMP_NUM_THREADS'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -221,25 +221,14 @@ def test_intrinsic_dimension_thresholds_on_hand_made_scales():
 
 
 @pytest.mark.slow
-def test_intrinsic_dimension_regularized_s_curve_is_2():
+def test_intrinsic_dimension_regularized_s_curve_is_2(trained_scurve):
     """The noiseless S-curve is a 2-D sheet in R³. With weight Tikhonov λ = 0.01 the normal local std
     saturates near √λ = 0.1 (measured: medians 1.26, 0.59, 0.115 after 300 epochs; 0.218 after
     100, i.e. too close to the floor 0.3), while the two tangent stds are at manifold scale
     (the width direction: 2/√12 = 0.58)."""
-    lam = 0.01
-    X, _ = toys.s_curve(2000, np.random.default_rng(0))
-    x = torch.as_tensor(X)
-    flow = build_flow({"kind": "mlp", "hidden_layers": 3, "activation": "sinh"}, 3)
-    result = train(
-        flow,
-        x,
-        x[:200],
-        Stabilizer("w", "weight", lam),
-        TrainConfig(epochs=300, diagnostics_every=10**6),
-        seed=0,
-        log=lambda _: None,
-    )
-    assert result.status == "converged"
+    lam, flow = trained_scurve.lam, trained_scurve.flow
+    x = torch.as_tensor(trained_scurve.X)
+    assert trained_scurve.result.status == "converged"
     y, J = jacobians(flow, x)
     comp = extract(J, y)
     med = comp.scale.median(0).values.numpy()

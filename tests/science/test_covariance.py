@@ -20,8 +20,6 @@ from flowtheory.science.covariance import (
     subspace_angle_deg,
 )
 from flowtheory.science.flows import Flow, build_flow
-from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import TrainConfig, train
 
 #: float64 closed forms (a handful of d x d products, inverses and eigendecompositions)
 RTOL_CLOSED_FORM = 1e-10
@@ -134,23 +132,12 @@ def test_knn_tangent_plane_on_s_curve():
 
 
 @pytest.mark.slow
-def test_flow_local_cov_agrees_with_knn_on_s_curve():
+def test_flow_local_cov_agrees_with_knn_on_s_curve(trained_scurve):
     """Claim 2 (paper.md §2.3): a regularized nonlinear flow's local covariance (J_fᵀJ_f)⁻¹ spans the
     data's local tangent plane. Direction only: the kNN covariance's scale depends on k."""
-    lam = 0.01
-    X, t = toys.s_curve(2000, np.random.default_rng(0))
+    X, t, flow = trained_scurve.X, trained_scurve.t, trained_scurve.flow
     x = torch.as_tensor(X)
-    flow = build_flow({"kind": "mlp", "hidden_layers": 3, "activation": "sinh"}, 3)
-    result = train(
-        flow,
-        x,
-        x[:200],
-        Stabilizer("w", "weight", lam),
-        TrainConfig(epochs=600, diagnostics_every=10**6),
-        seed=1,
-        log=lambda _: None,
-    )
-    assert result.status == "converged"
+    assert trained_scurve.result.status == "converged"
     _, J = jacobians(flow, x)
     C = flow_local_cov(J).numpy()
     angles = subspace_angle_deg(C, knn_local_cov(X, X, KNN_K), 2)

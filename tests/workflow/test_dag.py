@@ -37,6 +37,12 @@ def test_lint_is_clean(root):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_is_clean(root, args):
+    proc = run([sys.executable, "-m", "ruff", *args, "."], root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 def test_snakefmt_is_clean(root):
     proc = run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -47,7 +53,7 @@ def test_dvc_yaml_is_in_sync_with_paths(root):
 
 
 def test_dvc_stages_parse_without_overlapping_outputs(root):
-    proc = run(["dvc", "stage", "list"], root)
+    proc = run([sys.executable, "-m", "dvc", "stage", "list"], root)
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines()] == [
         "data",

@@ -90,5 +90,19 @@ def notebook_inputs(name):
     return inputs
 
 
+def notebook_outputs(name):
+    """A figure's PNG (in the report, with its caption) and PDF, or a table's CSV and Markdown."""
+    first, second = paths.NOTEBOOKS[name]
+    figure = name.startswith("fig_")
+    return {
+        ("png" if figure else "csv"): report(
+            first,
+            caption=f"../report/{name}.rst",
+            category="Figures" if figure else "Tables",
+        ),
+        ("pdf" if figure else "md"): second,
+    }
+
+
 def on_success():
     return hooks.on_success(config, workflow.overwrite_configfiles)

@@ -1,30 +1,27 @@
 # The figure and table rules: one per notebook (workflow/notebooks/<name>.py, a jupytext percent
 # file), all from one definition. Each has its own caption in the report (workflow/report/<name>.rst),
-# and editing one notebook reruns only its outputs. Resources: the profile's default-resources.
-for _name, _outs in paths.NOTEBOOKS.items():
-    _keys = ("png", "pdf") if _name.startswith("fig_") else ("csv", "md")
-    _category = "Figures" if _name.startswith("fig_") else "Tables"
+# and editing one notebook reruns only its outputs. The notebook's name is bound as a param when the
+# rule is defined: the script path is formatted from it when the job runs (a bare loop variable
+# would have its last value by then).
+for _nb in paths.NOTEBOOKS:
 
     rule:
         name:
-            _name
+            _nb
         input:
-            unpack(notebook_inputs(_name)),
+            unpack(notebook_inputs(_nb)),
         output:
-            **{
-                _keys[0]: report(
-                    _outs[0], caption=f"../report/{_name}.rst", category=_category
-                ),
-                _keys[1]: _outs[1],
-            },
+            **notebook_outputs(_nb),
         log:
-            f"logs/figures/{_name}.log",
+            f"logs/figures/{_nb}.log",
         conda:
             CONDA_ENV
         resources:
             mem_mb=2000,
+        params:
+            notebook=_nb,
         script:
-            f"../notebooks/{_name}.py"
+            "../notebooks/{params.notebook}.py"
 
 
 rule claims:

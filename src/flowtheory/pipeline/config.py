@@ -26,7 +26,7 @@ __all__ = [
     "runs",
 ]
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
 
 

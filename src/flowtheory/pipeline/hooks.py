@@ -8,9 +8,10 @@ are not recorded: their outputs do not belong to ``config/config.yaml``'s params
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from flowtheory.pipeline.paths import CLAIMS_MD, STAGES, stage_targets
@@ -59,7 +60,7 @@ def write_report(config: dict, configfiles: list[str], root: str = ".") -> str:
         return "report: not the figures stage; skipped"
     if not all(Path(root, p).exists() for p in stage_targets("figures", config)):
         return "report: figures incomplete; skipped"
-    cmd = ["snakemake", "--nolock", "--report", REPORT]
+    cmd = [sys.executable, "-m", "snakemake", "--nolock", "--report", REPORT]
     for f in configfiles:
         cmd += ["--configfile", str(f)]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
@@ -72,7 +73,7 @@ def dvc_commit_on_success(config: dict, configfiles: list[str], root: str = ".")
     """Commits every complete stage to DVC; returns a one-line account of what it did."""
     if "DVC_STAGE" in os.environ:
         return "dvc: started by dvc repro; nothing to commit"
-    if not Path(root, ".dvc").is_dir() or shutil.which("dvc") is None:
+    if not Path(root, ".dvc").is_dir() or importlib.util.find_spec("dvc") is None:
         return "dvc: no DVC repository here; nothing to commit"
     if not _default_config(configfiles, root):
         return "dvc: run with a non-default --configfile; dvc.lock left unchanged"
@@ -80,7 +81,7 @@ def dvc_commit_on_success(config: dict, configfiles: list[str], root: str = ".")
     if not complete:
         return "dvc: no complete stage; nothing to commit"
     proc = subprocess.run(
-        ["dvc", "commit", "--force", "--quiet", *complete], cwd=root, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *complete], cwd=root, capture_output=True, text=True, check=False
     )
     if proc.returncode:
         return f"dvc: commit failed ({proc.stderr.strip() or proc.stdout.strip()})"
