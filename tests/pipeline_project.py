@@ -63,9 +63,7 @@ def make_project(dst: Path) -> Path:
     return dst
 
 
-def snakemake(
-    project: Path, *args: str, check: bool = True, venv_on_path: bool = True
-) -> subprocess.CompletedProcess:
+def snakemake(project: Path, *args: str, check: bool = True, venv_on_path: bool = True) -> subprocess.CompletedProcess:
     return sh([str(BIN / "snakemake"), "--cores", "2", *args], project, check=check, venv_on_path=venv_on_path)
 
 

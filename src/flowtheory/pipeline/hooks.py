@@ -81,7 +81,11 @@ def dvc_commit_on_success(config: dict, configfiles: list[str], root: str = ".")
     if not complete:
         return "dvc: no complete stage; nothing to commit"
     proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *complete], cwd=root, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *complete],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode:
         return f"dvc: commit failed ({proc.stderr.strip() or proc.stdout.strip()})"
