@@ -19,7 +19,8 @@ def set_threads(n: int = 1) -> None:
     """One torch thread per job: parallelism comes from Snakemake jobs, and results are bitwise stable.
 
     Jobs that do not use torch (data, summaries, claims) do not import it for this: the import is
-    1.2 s, most of such a job's time. A torch imported later reads ``OMP_NUM_THREADS``.
+    most of such a job's time (``results/benchmarks.md``). A torch imported later reads
+    ``OMP_NUM_THREADS``.
     """
     os.environ["OMP_NUM_THREADS"] = str(n)
     torch = sys.modules.get("torch")

@@ -46,7 +46,7 @@ CHOL_REG = 1e-5
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.2
 #: affine layers up to this size get their log-dets from one batched call (overhead-bound); larger
-#: ones one call each (a 784-D step is 5% slower with the stacking copy)
+#: ones one call each, since the stacking copy costs more than it saves (``results/benchmarks.md``)
 BATCH_LOGDET_MAX_D = 64
 
 FLOW_KINDS = ("linear", "mlp", "realnvp", "zuko_maf", "zuko_nsf")

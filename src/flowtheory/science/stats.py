@@ -1,8 +1,8 @@
 """Exact k-nearest neighbours and PCA, small enough to need no scikit-learn at run time.
 
-Importing ``sklearn.neighbors`` or ``sklearn.decomposition`` costs about 0.7 s per process; with 108
-analysis and components jobs that is a minute and a half of job time spent on imports. scikit-learn
-stays the oracle: ``tests/unit/test_stats.py`` checks both functions against it.
+Importing scikit-learn in every analysis and components job costs more than these few lines
+(measured in ``results/benchmarks.md``). scikit-learn stays the oracle: ``tests/science/test_stats.py``
+checks both functions against it.
 """
 
 from __future__ import annotations
