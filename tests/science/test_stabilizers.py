@@ -96,7 +96,7 @@ def test_exact_jacobian_penalty_is_mean_squared_frobenius_norm():
     "spec",
     [
         {"kind": "mlp", "hidden_layers": 2, "activation": "sinh"},
-        {"kind": "realnvp", "hidden": [16], "couplings": 2},  # the autograd (double-vjp) fall-back
+        {"kind": "realnvp", "hidden": [16], "couplings": 2},  # the couplings' analytic JVP
     ],
     ids=["mlp", "realnvp"],
 )
