@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -54,19 +54,14 @@ HEADING_NUMBER = re.compile(rf"^({_NUM})\.?(?:\s|$)")
 HTML_ID = re.compile(r'\bid="([^"]+)"')
 
 #: section numbers that code and config cite and that docs/theory.md must keep
-REQUIRED_SECTIONS = {
-    "0", "1", "2", "2.1", "2.2", "2.3", "2.4", "2.5", "3", "4",
-    "5", "5.1", "5.2", "5.3", "5.4", "6", "6.1", "6.2", "6.3", "7", "8", "9",
-}
+REQUIRED_SECTIONS = set("0 1 2 2.1 2.2 2.3 2.4 2.5 3 4 5 5.1 5.2 5.3 5.4 6 6.1 6.2 6.3 7 8 9".split())
 
 
 @lru_cache(maxsize=1)
 def tracked_texts() -> tuple[tuple[str, str], ...]:
     """(path, text) of every tracked text file; binary and non-UTF-8 files are skipped."""
     try:
-        out = subprocess.run(
-            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-        ).stdout.decode()
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode()
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: cannot list the tracked files")
     files = []
@@ -93,7 +88,7 @@ def _where(rel: str, lineno: int, line: str, m: re.Match) -> str:
     return f"{rel}:{lineno}: {line[a:b].strip()}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _doc_text(rel: str) -> str:
     return (ROOT / rel).read_text(encoding="utf-8")
 
@@ -103,11 +98,7 @@ def _numbers(refs: str) -> list[str]:
 
 
 def theory_sections() -> set[str]:
-    return {
-        m.group(1)
-        for h in HEADING.finditer(_doc_text(THEORY))
-        if (m := HEADING_NUMBER.match(h.group(1)))
-    }
+    return {m.group(1) for h in HEADING.finditer(_doc_text(THEORY)) if (m := HEADING_NUMBER.match(h.group(1)))}
 
 
 def theory_equations() -> list[int]:
@@ -120,7 +111,7 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-@lru_cache(maxsize=None)
+@cache
 def anchors(rel: str) -> frozenset[str]:
     text = _doc_text(rel)
     found = set(HTML_ID.findall(text))
