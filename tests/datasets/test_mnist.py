@@ -147,7 +147,7 @@ def test_load_mnist_embedded_first_row_is_zero_so_covariance_is_singular():
     """The default source. The first pixel row is exactly 0 in every one of the 5,000 digits
     (they are centred in the 28 × 28 frame), and the preprocessing keeps it (no dequantization).
     Those constant pixels have zero variance, so the 784 × 784 sample covariance is singular:
-    the degenerate-data case of paper.md §2.4."""
+    the degenerate-data case of docs/theory.md §2.4."""
     data = load_mnist({"n_train": 4000, "n_valid": 1000}, np.random.default_rng(0))
     x = np.concatenate([data["x_train"], data["x_valid"]])
     assert x.shape == (5000, PIXELS)

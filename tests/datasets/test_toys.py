@@ -156,8 +156,12 @@ TOY_SPECS = {
     "scurve": {"kind": "scurve", "scale_eta0": 0.15, "noise": 0.0},
     "circle": {"kind": "circle"},
     "swissroll": {"kind": "swissroll"},
+    "sphere": {"kind": "sphere", "noise": 0.05},
+    "sheet8": {"kind": "sheet8"},
 }
-DIMS = {"gaussian": 2, "line": 2, "scurve": 3, "circle": 2, "swissroll": 3}
+DIMS = {"gaussian": 2, "line": 2, "scurve": 3, "circle": 2, "swissroll": 3, "sphere": 3, "sheet8": 8}
+#: intrinsic dimension of each manifold kind (the tangent bases' width)
+INTRINSIC = {"line": 1, "circle": 1, "scurve": 2, "swissroll": 2, "sphere": 2, "sheet8": 2}
 
 
 def test_toy_specs_cover_every_kind_but_mnist():
@@ -168,8 +172,15 @@ def test_toy_specs_cover_every_kind_but_mnist():
 @pytest.mark.parametrize("n_train, n_valid", [(300, 100), (1, 1), (50, 7)])
 def test_make_dataset_split_sizes(kind, n_train, n_valid):
     data = make_dataset({**TOY_SPECS[kind], "n_train": n_train, "n_valid": n_valid}, seed=0)
-    assert set(data) == {"x_train", "x_valid", "c_train", "c_valid", "oracle_cov"}
+    base = {"x_train", "x_valid", "c_train", "c_valid", "oracle_cov"}
     d = DIMS[kind]
+    if kind == "gaussian":
+        assert set(data) == base
+    else:  # a manifold carries its ground truth: tangent bases at the points and the noise std
+        assert set(data) == base | {"tangent_train", "tangent_valid", "noise"}
+        k = INTRINSIC[kind]
+        assert data["tangent_train"].shape == (n_train, d, k) and data["tangent_valid"].shape == (n_valid, d, k)
+        assert float(data["noise"]) == TOY_SPECS[kind].get("noise", 0.0)
     assert data["x_train"].shape == (n_train, d) and data["x_valid"].shape == (n_valid, d)
     assert data["c_train"].shape == (n_train,) and data["c_valid"].shape == (n_valid,)
     assert data["x_train"].dtype == np.float64

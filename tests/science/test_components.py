@@ -1,4 +1,4 @@
-"""Un-whitened components (paper.md §3): the batched algorithm against the authors' per-point loop,
+"""Un-whitened components (docs/theory.md §3): the batched algorithm against the authors' per-point loop,
 the linear-flow identity ŷ = PCA scores, intrinsic dimension, and sign alignment."""
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from flowtheory.science.training import TrainConfig, train
 ATOL_EXACT = 1e-6
 #: closed-form identities that involve only a few d x d products and one eigendecomposition
 RTOL_CLOSED_FORM = 1e-10
-#: components of a linear flow at the optimum against PCA scores (paper.md §3)
+#: components of a linear flow at the optimum against PCA scores (docs/theory.md §3)
 MIN_ABS_CORR = 0.999
 RTOL_VAR = 0.02
-#: covariance of a briefly trained linear flow against Σ̂ (findings.md: 0.0015 after 300 epochs)
+#: covariance of a briefly trained linear flow against Σ̂ (docs/findings.md: 0.0015 after 300 epochs)
 RTOL_TRAINED_COV = 0.02
 #: neighbour pairs allowed to keep opposite directions after alignment on a smooth field
 MAX_NEGATIVE_PAIR_FRACTION = 0.005
@@ -49,7 +49,7 @@ def _random_orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
 
 def _optimal_linear_flow(X: np.ndarray, lam: float, R: np.ndarray):
     """A linear flow y = W(x − b) at the closed-form optimum of the (shrunk) NLL:
-    W = R Λ^{-1/2} Eᵀ with Σ̂ + λI = E Λ Eᵀ, b = the sample mean (paper.md §2.2, §2.5)."""
+    W = R Λ^{-1/2} Eᵀ with Σ̂ + λI = E Λ Eᵀ, b = the sample mean (docs/theory.md §2.2, §2.5)."""
     evals, E = np.linalg.eigh(shrunk_oracle(X, lam))
     W = R @ np.diag(evals**-0.5) @ E.T
     flow = build_flow({"kind": "linear"}, X.shape[1])
@@ -123,7 +123,7 @@ def test_extract_equals_authors_loop(d):
 
 
 def test_reference_components_is_the_authors_formula():
-    """Guards the reference itself: Y_hat[i] = Y[i] @ U @ diag(1/s), reversed (paper.md §3)."""
+    """Guards the reference itself: Y_hat[i] = Y[i] @ U @ diag(1/s), reversed (docs/theory.md §3)."""
     rng = np.random.default_rng(5)
     J, y = _random_jacobians(4, 3, rng), rng.normal(size=(4, 3))
     for i in range(4):

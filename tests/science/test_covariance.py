@@ -1,4 +1,4 @@
-"""The flow's local covariance (paper.md §2.3), the kNN estimator it is compared with, the
+"""The flow's local covariance (docs/theory.md §2.3), the kNN estimator it is compared with, the
 chunked Jacobians, and the comparison metrics, each against closed forms."""
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def test_knn_tangent_plane_on_s_curve():
 
 @pytest.mark.slow
 def test_flow_local_cov_agrees_with_knn_on_s_curve(trained_scurve):
-    """Claim 2 (paper.md §2.3): a regularized nonlinear flow's local covariance (J_fᵀJ_f)⁻¹ spans the
+    """Claim 2 (docs/theory.md §2.3): a regularized nonlinear flow's local covariance (J_fᵀJ_f)⁻¹ spans the
     data's local tangent plane. Direction only: the kNN covariance's scale depends on k."""
     X, t, flow = trained_scurve.X, trained_scurve.t, trained_scurve.flow
     x = torch.as_tensor(X)

@@ -23,18 +23,18 @@ from flowtheory.science.training import (
     trend,
 )
 
-#: ‖WᵀW − target‖_F / ‖target‖_F after 300 epochs at the authors' settings (findings.md: ≈ 0.002)
+#: ‖WᵀW − target‖_F / ‖target‖_F after 300 epochs at the authors' settings (docs/findings.md: ≈ 0.002)
 RTOL_LINEAR = 0.02
 #: a run "stops growing" when its largest singular value grew by less than this fraction over the
 #: last quarter of training ...
 GROWTH_STOPPED = 0.05
 #: ... and "keeps growing" when it grew by more than this fraction (linear growth gives ≈ 0.2)
 GROWTH_ONGOING = 0.1
-#: the stabilized linear flow's singular value normal to the line saturates at 1/√λ (paper.md §2.5)
+#: the stabilized linear flow's singular value normal to the line saturates at 1/√λ (docs/theory.md §2.5)
 RTOL_PLATEAU = 0.03
 #: learning rate of the degenerate-data runs. Adam's step is bounded by lr, so the normal singular
 #: value grows about lr per step: 10× the authors' 1e-3 shows in 1,000 steps what takes 10,000 at
-#: theirs (findings.md), and the stabilized runs reach their plateau inside the run
+#: theirs (docs/findings.md), and the stabilized runs reach their plateau inside the run
 LR_DEGENERATE = 1e-2
 LAM_LINE = 0.1
 LAM_SCURVE = 0.2
@@ -53,7 +53,7 @@ def _rel_frob(A: torch.Tensor, B: torch.Tensor) -> float:
     return (torch.linalg.norm(A - B) / torch.linalg.norm(B)).item()
 
 
-# --- convergence to the closed forms (paper.md §2.2, §2.5) -----------------------------------------
+# --- convergence to the closed forms (docs/theory.md §2.2, §2.5) -----------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_linear_flow_learns_shrunk_inverse_covariance(gaussian_data, kind, lam):
     assert result.history[-1]["valid_nll"] == pytest.approx(evaluate_nll(flow, x_valid))
 
 
-# --- degenerate data: ill-posed without a stabilizer (paper.md §2.4) ------------------------------
+# --- degenerate data: ill-posed without a stabilizer (docs/theory.md §2.4) ------------------------------
 
 
 def _growth(result) -> tuple[float, float, float]:
@@ -177,7 +177,7 @@ def test_nonfinite_loss_is_recorded_with_its_step_and_last_finite_epoch_kept():
 
 
 def test_overflowing_data_diverges_at_step_one_with_initial_parameters():
-    """Normalizing sinh∘sinh on data of scale 1e3 overflows at once (findings.md)."""
+    """Normalizing sinh∘sinh on data of scale 1e3 overflows at once (docs/findings.md)."""
     x_train, x_valid = _small_problem()
     flow = build_flow({"kind": "mlp", "hidden_layers": 2, "activation": "asinh"}, 2, seed=0)
     init = {k: v.clone() for k, v in flow.state_dict().items()}

@@ -2,15 +2,29 @@
 
 A data set is a dict of arrays: ``x_train``, ``x_valid`` (n × d, float64), ``c_train``,
 ``c_valid`` (a colouring variable: the curve parameter for manifolds, the label for MNIST), and
-``oracle_cov`` (the true covariance where one exists in closed form, else an empty array).
+``oracle_cov`` (the true covariance where one exists in closed form, else an empty array). Data
+sets sampled from a manifold also carry its ground truth: ``tangent_train``, ``tangent_valid``
+(n × d × k orthonormal tangent bases at the clean points, :mod:`flowtheory.datasets.manifolds`)
+and ``noise`` (the std σ of the isotropic noise added to the points, a 0-d array).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from flowtheory.datasets.spec import KINDS, split_size
-from flowtheory.datasets.toys import circle, gaussian, line, s_curve, swiss_roll
+from flowtheory.datasets import manifolds
+from flowtheory.datasets.spec import KINDS, MANIFOLD_KINDS, split_size
+from flowtheory.datasets.toys import gaussian
+
+#: each manifold kind's generator and the spec keys it takes besides ``noise`` (with their defaults)
+GENERATORS = {
+    "line": (manifolds.line, {"slope": 0.5}),
+    "circle": (manifolds.circle, {"radius": 1.0, "arc": 1.5 * np.pi}),
+    "scurve": (manifolds.s_curve, {"scale_eta0": 0.15}),
+    "swissroll": (manifolds.swiss_roll, {}),
+    "sphere": (manifolds.sphere, {"radius": 1.0}),
+    "sheet8": (manifolds.sheet8, {}),
+}
 
 __all__ = ["make_dataset"]
 
@@ -34,22 +48,26 @@ def make_dataset(spec: dict, seed: int) -> dict[str, np.ndarray]:
         return load_mnist(spec, rng)
     n_train, n_valid = split_size(spec, "n_train"), split_size(spec, "n_valid")
     n = n_train + n_valid
-    oracle = np.empty((0, 0))
-    if kind == "scurve":
-        X, c = s_curve(n, rng, spec.get("scale_eta0", 0.15), spec.get("noise", 0.0))
-    elif kind == "gaussian":
+    if kind == "gaussian":
         X, c = gaussian(n, rng, spec["mean"], spec["cov"])
-        oracle = np.asarray(spec["cov"], float)
-    elif kind == "line":
-        X, c = line(n, rng, spec.get("slope", 0.5), spec.get("noise", 0.0))
-    elif kind == "circle":
-        X, c = circle(n, rng, spec.get("radius", 1.0), spec.get("arc", 1.5 * np.pi), spec.get("noise", 0.0))
-    else:
-        X, c = swiss_roll(n, rng, spec.get("noise", 0.0))
+        return _split(X, c, n_train, oracle_cov=np.asarray(spec["cov"], float))
+    assert kind in MANIFOLD_KINDS
+    generate, keys = GENERATORS[kind]
+    noise = float(spec.get("noise", 0.0))
+    m = generate(n, rng, *(spec.get(k, default) for k, default in keys.items()), noise=noise)
+    return {
+        **_split(m.x, m.colour, n_train, oracle_cov=np.empty((0, 0))),
+        "tangent_train": m.tangent[:n_train],
+        "tangent_valid": m.tangent[n_train:],
+        "noise": np.asarray(noise),
+    }
+
+
+def _split(X: np.ndarray, c: np.ndarray, n_train: int, oracle_cov: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "x_train": X[:n_train],
         "x_valid": X[n_train:],
         "c_train": c[:n_train],
         "c_valid": c[n_train:],
-        "oracle_cov": oracle,
+        "oracle_cov": oracle_cov,
     }

@@ -3,7 +3,7 @@ default, or full MNIST / Fashion-MNIST from user-supplied IDX files (raw or gzip
 
 Preprocessing (our choice, documented in the README): pixels scaled to [0, 1] by /255, flattened
 to 784-D, **no dequantization**. The constant-zero border pixels are kept on purpose: they make
-the covariance singular, which is the paper's point about MNIST (paper.md §2.4). Uniform
+the covariance singular, which is the paper's point about MNIST (docs/theory.md §2.4). Uniform
 dequantization would itself be a noise stabilizer (variance 1/(12·255²) per pixel).
 """
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import operator
 
-__all__ = ["KINDS", "split_size"]
+__all__ = ["KINDS", "MANIFOLD_KINDS", "split_size"]
 
-KINDS = ("gaussian", "line", "circle", "scurve", "swissroll", "mnist")
+#: kinds sampled from a manifold whose tangent spaces are known in closed form (datasets.manifolds)
+MANIFOLD_KINDS = ("line", "circle", "scurve", "swissroll", "sphere", "sheet8")
+KINDS = ("gaussian", *MANIFOLD_KINDS, "mnist")
 
 
 def split_size(spec: dict, key: str) -> int:

@@ -1,15 +1,18 @@
-"""Toy data sets: each generator takes one explicit ``numpy.random.Generator`` and returns the
-points and a colouring variable (the curve parameter for manifolds)."""
+"""Toy data sets as (points, colouring variable) pairs: the correlated Gaussian, and the toy
+manifolds of :mod:`flowtheory.datasets.manifolds` without their ground truth. Each generator takes
+one explicit ``numpy.random.Generator``."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from flowtheory.datasets import manifolds
+
 __all__ = ["circle", "gaussian", "line", "s_curve", "swiss_roll"]
 
 
 def s_curve(n: int, rng: np.random.Generator, scale_eta0: float = 0.15, noise: float = 0.0):
-    """The authors' S-curve (``util.make_s_curve``, paper.md §6.1), not scikit-learn's.
+    """The authors' S-curve (``util.make_s_curve``, docs/theory.md §6.1), not scikit-learn's.
 
     η0 ~ N(0, scale_eta0²), η1 ~ U(0, 1), t = 3π η0; x = (sin t, 2 η1, sign(t)(cos t − 1)) plus
     optional isotropic noise. With ``noise=0`` it is an exactly 2-D sheet in R³.
@@ -17,12 +20,8 @@ def s_curve(n: int, rng: np.random.Generator, scale_eta0: float = 0.15, noise: f
     Returns:
         ``(X, t)`` with shapes (n, 3) and (n,).
     """
-    t = 3 * np.pi * rng.normal(0.0, scale_eta0, n)
-    eta1 = rng.uniform(0.0, 1.0, n)
-    X = np.stack([np.sin(t), 2 * eta1, np.sign(t) * (np.cos(t) - 1)], axis=1)
-    if noise:
-        X = X + noise * rng.normal(size=X.shape)
-    return X, t
+    m = manifolds.s_curve(n, rng, scale_eta0, noise)
+    return m.x, m.colour
 
 
 def gaussian(n: int, rng: np.random.Generator, mean, cov):
@@ -57,28 +56,18 @@ def _check_gaussian(mean, cov) -> tuple[np.ndarray, np.ndarray]:
 
 def line(n: int, rng: np.random.Generator, slope: float = 0.5, noise: float = 0.0):
     """Points on the line x₂ = slope · x₁ in 2-D (a singular covariance), t ~ N(0, 1)."""
-    t = rng.normal(0.0, 1.0, n)
-    X = np.stack([t, slope * t], axis=1)
-    if noise:
-        X = X + noise * rng.normal(size=X.shape)
-    return X, t
+    m = manifolds.line(n, rng, slope, noise)
+    return m.x, m.colour
 
 
 def circle(n: int, rng: np.random.Generator, radius: float = 1.0, arc: float = 1.5 * np.pi, noise: float = 0.0):
     """A 1-D arc of a circle in 2-D, angle uniform on [0, arc)."""
-    t = rng.uniform(0.0, arc, n)
-    X = radius * np.stack([np.cos(t), np.sin(t)], axis=1)
-    if noise:
-        X = X + noise * rng.normal(size=X.shape)
-    return X, t
+    m = manifolds.circle(n, rng, radius, arc, noise)
+    return m.x, m.colour
 
 
 def swiss_roll(n: int, rng: np.random.Generator, noise: float = 0.0):
     """The Swiss roll, a 2-D sheet in 3-D, in scikit-learn's proportions (t ~ U(1.5π, 4.5π),
     height ~ U(0, 21)) scaled by 1/7 to unit order of magnitude."""
-    t = 1.5 * np.pi * (1 + 2 * rng.uniform(0.0, 1.0, n))
-    h = 21 * rng.uniform(0.0, 1.0, n)
-    X = np.stack([t * np.cos(t), h, t * np.sin(t)], axis=1) / 7.0
-    if noise:
-        X = X + noise * rng.normal(size=X.shape)
-    return X, t
+    m = manifolds.swiss_roll(n, rng, noise)
+    return m.x, m.colour

@@ -187,6 +187,18 @@ def check_dataset(data: dict[str, np.ndarray], path: str | Path) -> None:
         raise DataError(
             f"{path}: oracle_cov has shape {data['oracle_cov'].shape}, expected (0, 0) or ({d_train}, {d_train})"
         )
+    # a manifold's ground truth (optional): orthonormal tangent bases at the points, and the noise std
+    if ("tangent_train" in data) != ("tangent_valid" in data):
+        raise DataError(f"{path}: tangent_train and tangent_valid must come together")
+    for t, x in (("tangent_train", "x_train"), ("tangent_valid", "x_valid")):
+        if t in data:
+            T = data[t]
+            if T.ndim != 3 or T.shape[:2] != (len(data[x]), d_train) or not 0 < T.shape[2] < d_train:
+                raise DataError(f"{path}: {t} has shape {T.shape}, expected ({len(data[x])}, {d_train}, k), 0 < k < d")
+            if not np.isfinite(T).all():
+                raise DataError(f"{path}: {t} contains NaN or inf values")
+    if "noise" in data and not (data["noise"].shape == () and np.isfinite(data["noise"]) and data["noise"] >= 0):
+        raise DataError(f"{path}: noise must be one finite number ≥ 0, got {data['noise']!r}")
 
 
 def save_checkpoint(path: str | Path, state_dict: dict, meta: dict) -> None:

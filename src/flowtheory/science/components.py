@@ -1,4 +1,4 @@
-r"""Un-whitened latent components: the authors' algorithm (paper.md §3), batched.
+r"""Un-whitened latent components: the authors' algorithm (docs/theory.md §3), batched.
 
 For each point: :math:`J_f(x_i) = U_i\,\mathrm{diag}(s_i)\,V_i^\top` with descending s, the
 ``svd_flip`` sign convention (the largest-|entry| of each column of U made positive, the matching
@@ -136,7 +136,7 @@ def intrinsic_dimension(scale: Tensor, lam: float, floor_factor: float = 3.0) ->
     """Number of components whose median local std 1/s exceeds ``floor_factor`` × √λ.
 
     With shrinkage λ the flow's local standard deviation normal to the data saturates at about
-    √λ (paper.md §2.5), so components above a few times that floor are manifold directions. With
+    √λ (docs/theory.md §2.5), so components above a few times that floor are manifold directions. With
     λ = 0 there is no floor; then the largest gap in the log median scales separates them.
     """
     med = scale.median(0).values.double()

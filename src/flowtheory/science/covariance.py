@@ -1,6 +1,6 @@
 r"""The flow's Jacobian as a scientific output: local covariance, kNN and closed-form oracles.
 
-Theory (paper.md §2.2–2.3): at the optimum a linear flow y = W(x − b) satisfies
+Theory (docs/theory.md §2.2–2.3): at the optimum a linear flow y = W(x − b) satisfies
 :math:`W^\top W = \Sigma^{-1}`, and with shrinkage λ, :math:`W^\top W = (\Sigma + \lambda I)^{-1}`.
 A nonlinear flow does this locally: :math:`J_f(x)^\top J_f(x) \approx \Sigma_{loc}(x)^{-1}`, so the
 flow's local covariance is :math:`\Sigma_{flow}(x) = (J_f^\top J_f)^{-1} = V S^{-2} V^\top`.

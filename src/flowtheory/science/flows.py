@@ -1,6 +1,6 @@
 r"""Normalizing flows with explicit per-sample Jacobians.
 
-One convention everywhere (paper.md §2.1, the authors' code):
+One convention everywhere (docs/theory.md §2.1, the authors' code):
 
 * the **normalizing map** :math:`f: x \mapsto y` is ``Flow.forward`` (the authors' "inverse pass");
 * the **generative map** :math:`g = f^{-1}` is ``Flow.generate``;
@@ -156,7 +156,7 @@ class Elementwise(Bijector):
     r"""Element-wise activation, named by its **generative** function as in the authors' code.
 
     * ``sinh``: generative sinh, normalizing :math:`\operatorname{asinh}` (bounded growth: our default);
-    * ``asinh``: generative asinh, normalizing :math:`\sinh` (explodes on unscaled data, findings.md);
+    * ``asinh``: generative asinh, normalizing :math:`\sinh` (explodes on unscaled data, docs/findings.md);
     * ``prelu``: generative :math:`x \mapsto x` (x ≥ 0) or :math:`\alpha x`, with
       :math:`\alpha = \operatorname{softplus}(a)` learned; normalizing divides by α.
     """

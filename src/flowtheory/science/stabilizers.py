@@ -1,7 +1,7 @@
 r"""Stabilizers: the paper's fixes for ill-posed maximum likelihood, as one axis of the DAG.
 
 Every variant is parametrised by one strength :math:`\lambda`, the amount of covariance shrinkage
-it implies (paper.md §2.5). For a linear flow y = W(x - b) on data of covariance Σ:
+it implies (docs/theory.md §2.5). For a linear flow y = W(x - b) on data of covariance Σ:
 
 * weight Tikhonov :math:`\alpha_W \sum_l \|W_l\|_F^2` gives :math:`W^\top W = (\Sigma + 2\alpha_W I)^{-1}`;
 * Gaussian noise injection :math:`x + \sigma\varepsilon` gives :math:`\mathrm{Cov} = \Sigma + \sigma^2 I`;

@@ -1,6 +1,6 @@
 """Maximum-likelihood training that records divergence as a result instead of crashing.
 
-Defaults follow the authors' ``Flow.train`` (paper.md §5.4): Adam with lr 1e-3 (TF1 betas and eps),
+Defaults follow the authors' ``Flow.train`` (docs/theory.md §5.4): Adam with lr 1e-3 (TF1 betas and eps),
 batch 200, data reshuffled every epoch. Every epoch logs the mean training NLL (without penalty),
 the validation NLL, and stability diagnostics of J_f on a fixed probe batch. A non-finite loss
 stops training with ``status="diverged"`` and the global step where it happened; the checkpoint

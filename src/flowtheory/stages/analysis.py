@@ -12,6 +12,7 @@ import torch
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.checkpoints import Trained
 from flowtheory.pipeline.config import HIGHDIM, n_points
+from flowtheory.science import oracles
 from flowtheory.science.covariance import (
     flow_local_cov,
     knn_local_cov,
@@ -25,7 +26,16 @@ from flowtheory.science.covariance import (
 __all__ = ["INTRINSIC_DIM", "run"]
 
 #: true intrinsic dimension of each toy data set kind (None: unknown or d)
-INTRINSIC_DIM = {"line": 1, "circle": 1, "scurve": 2, "swissroll": 2, "gaussian": None, "mnist": None}
+INTRINSIC_DIM = {
+    "line": 1,
+    "circle": 1,
+    "scurve": 2,
+    "swissroll": 2,
+    "sphere": 2,
+    "sheet8": 2,
+    "gaussian": None,
+    "mnist": None,
+}
 
 
 def run(
@@ -75,6 +85,8 @@ def run(
             rows["tangent_angle_knn_deg"] = subspace_angle_deg(cov_flow, cov_knn, k)
             metrics["tangent_angle_knn_deg_median"] = median(rows["tangent_angle_knn_deg"])
             metrics["intrinsic_dim_true"] = k
+        if "tangent_valid" in data:  # the exact oracle: analytic tangent spaces (docs/theory.md §2.3)
+            _manifold_oracle(rows, metrics, J.numpy(), data, x, n, lam, cfg["knn_k"])
         if d <= 3:  # full matrices for the ellipse figure
             for i in range(d):
                 for j in range(d):
@@ -102,3 +114,28 @@ def run(
     storage.save_csv(out_points, pd.DataFrame(rows))
     storage.save_json(out_metrics, metrics)
     return metrics
+
+
+def _manifold_oracle(
+    rows: dict, metrics: dict, J: np.ndarray, data: dict, x: np.ndarray, n: int, lam: float, knn_k: int
+) -> None:
+    """The flow and the kNN estimate against the manifold's analytic tangent spaces, and the flow's
+    normal-direction local std against the first-order prediction √(σ² + λ) (docs/theory.md §2.5).
+    Only what a nonlinear flow's optimum pins down is compared: subspaces and normal scales, never
+    JᵀJ within the tangent space."""
+    tangent = data["tangent_valid"][:n]
+    noise = float(data["noise"]) if "noise" in data else 0.0
+    rows["tangent_angle_true_deg"] = oracles.tangent_angle_deg(J, tangent)
+    rows["knn_tangent_angle_true_deg"] = oracles.knn_tangent_angle_deg(data["x_train"], x, tangent, knn_k)
+    normal = oracles.normal_std(J, tangent)
+    rows["normal_std"] = np.sqrt((normal**2).mean(-1))  # RMS over the normal directions
+    pred = oracles.predicted_normal_std(lam, noise)
+    metrics.update(
+        noise=noise,
+        intrinsic_dim_true=int(tangent.shape[2]),
+        tangent_angle_true_deg_median=median(rows["tangent_angle_true_deg"]),
+        knn_tangent_angle_true_deg_median=median(rows["knn_tangent_angle_true_deg"]),
+        normal_std_median=median(rows["normal_std"]),
+        normal_std_predicted=pred,
+        normal_std_ratio=median(rows["normal_std"]) / pred if pred > 0 else math.nan,
+    )

@@ -1,4 +1,4 @@
-"""The components stage's job: the authors' un-whitened components (paper.md §3) at training
+"""The components stage's job: the authors' un-whitened components (docs/theory.md §3) at training
 points, sign-aligned, with PCA comparisons and the intrinsic dimension
 (``workflow/scripts/components.py``)."""
 
@@ -24,9 +24,12 @@ HIGHDIM_COMPONENTS = 16
 def run(
     cfg: dict, data_path: str, model_path: str, run_metrics_path: str, out_npz: str, out_csv: str, out_metrics: str
 ) -> dict:
-    """Un-whitened components of one run (paper.md §3), sign-aligned, with PCA comparisons."""
+    """Un-whitened components of one run (docs/theory.md §3), sign-aligned, with PCA comparisons."""
     tr = Trained.load(data_path, model_path, run_metrics_path)
     data, run, lam, d = tr.data, tr.run, tr.lam, tr.d
+    # the normal local std saturates at √(σ² + λ) on data with noise σ (docs/theory.md §2.5)
+    noise = float(data["noise"]) if "noise" in data else 0.0
+    floor_var = lam + noise**2
     n = n_points(cfg, d, len(data["x_train"]))
     x = data["x_train"][:n]
     y, J = tr.jacobians(x)
@@ -44,9 +47,10 @@ def run(
         "lam": lam,
         "n_points": n,
         "d": d,
-        "intrinsic_dim": intrinsic_dimension(comp.scale, lam, cfg.get("floor_factor", 3.0)),
+        "noise": noise,
+        "intrinsic_dim": intrinsic_dimension(comp.scale, floor_var, cfg.get("floor_factor", 3.0)),
         "intrinsic_dim_gap": intrinsic_dimension(comp.scale, 0.0),
-        "floor": math.sqrt(lam) * cfg.get("floor_factor", 3.0),
+        "floor": math.sqrt(floor_var) * cfg.get("floor_factor", 3.0),
         "scale_median": np.median(scale, 0).tolist(),
         "var_yhat": var_yhat.tolist(),
         "var_y": y.double().numpy().var(0).tolist(),
