@@ -28,17 +28,17 @@ test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian pac
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	fi
 
-test: setup test-data  ## set up, then run the test suite
-	source $(BIN)/activate && pytest
+test: setup test-data  ## set up, then lint and run the test suite
+	source $(BIN)/activate && ruff check . && ruff format --check . && pytest
 
 bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)
-	source $(BIN)/activate && python -m flowtheory.bench && python -m flowtheory.bench_pipeline
+	source $(BIN)/activate && python -m bench.steps && python -m bench.pipeline
 
 report: setup  ## one HTML report with every figure and caption
 	source $(BIN)/activate && snakemake --report results/report.html
 
-dvc.yaml: setup  ## regenerate dvc.yaml from src/flowtheory/paths.py
-	$(BIN)/python -m flowtheory.dvc_export > dvc.yaml
+dvc.yaml: setup  ## regenerate dvc.yaml from src/flowtheory/pipeline/paths.py
+	$(BIN)/python -m flowtheory.pipeline.dvc_export > dvc.yaml
 
 checkout: setup  ## restore the results recorded in dvc.lock (after git checkout), then sync Snakemake
 	source $(BIN)/activate && dvc checkout && snakemake --cores 1 --touch
@@ -53,8 +53,8 @@ lock:  ## re-resolve the pins in requirements.txt from pyproject.toml
 	(head -2 requirements.txt; cat requirements.txt.new) > requirements.txt.tmp && mv requirements.txt.tmp requirements.txt
 	rm requirements.txt.new
 
-lint: setup
-	source $(BIN)/activate && snakemake --lint && snakefmt --check Snakefile workflow/rules
+lint: setup  ## ruff (code and format), snakemake --lint, snakefmt
+	source $(BIN)/activate && ruff check . && ruff format --check . && snakemake --lint && snakefmt --check Snakefile workflow/rules
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,7 @@
 # Stages: data -> train -> analysis -> components -> figures (one target rule `stage_<name>` each).
 from snakemake.utils import min_version
 
-from flowtheory import config as ftconfig
+from flowtheory.pipeline import config as ftconfig
 
 min_version("9.0")
 

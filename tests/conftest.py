@@ -10,10 +10,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: named tolerances (style.md habit 8)
-ATOL_JAC = 1e-8
-RTOL_LINEAR = 0.02
-
 
 @pytest.fixture(autouse=True)
 def _float64_and_seed():

@@ -8,28 +8,34 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def env_for(project: Path) -> dict:
-    """Subprocess environment: the copy's own package first on the path, one thread per job."""
+def env_for(project: Path, venv_on_path: bool = True) -> dict:
+    """Subprocess environment: the copy's own package first on the path, one thread per job.
+    ``venv_on_path=False`` removes the venv's bin/ from PATH, as for a user who calls
+    ``.venv/bin/snakemake`` without activating the venv."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(project / "src")
-    env["PATH"] = f"{BIN}:{env['PATH']}"
+    rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != BIN.resolve()]
+    env["PATH"] = os.pathsep.join([str(BIN), *rest] if venv_on_path else rest)
     env["OMP_NUM_THREADS"] = "1"
     env.pop("DVC_STAGE", None)
     return env
 
 
-def sh(cmd: list[str], project: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=project, env=env_for(project), capture_output=True, text=True, **kw)
+def sh(
+    cmd: list[str], project: Path, check: bool = True, venv_on_path: bool = True, **kw
+) -> subprocess.CompletedProcess:
+    env = env_for(project, venv_on_path)
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -57,8 +63,8 @@ def make_project(dst: Path) -> Path:
     return dst
 
 
-def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return sh([str(BIN / "snakemake"), "--cores", "2", *args], project, check=check)
+def snakemake(project: Path, *args: str, check: bool = True, venv_on_path: bool = True) -> subprocess.CompletedProcess:
+    return sh([str(BIN / "snakemake"), "--cores", "2", *args], project, check=check, venv_on_path=venv_on_path)
 
 
 def dry_run_jobs(project: Path, *args: str) -> dict[str, int]:
@@ -79,7 +85,6 @@ def parse_job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
-
 # ----------------------------------------------------------------------------- helpers for test_faults / test_dvc
 
 GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -91,7 +96,9 @@ def git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
     cmd = ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args]
     proc = subprocess.run(cmd, cwd=project, env={**env_for(project), **GIT_USER}, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -136,7 +143,7 @@ def unloadable_outputs(project: Path) -> list[str]:
     import numpy as np
     import pandas as pd
 
-    from flowtheory import storage
+    from flowtheory.pipeline import storage
 
     bad = []
     for top in OUTPUT_DIRS:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from flowtheory.config import runs
-from flowtheory.paths import MODEL
-
+from flowtheory.pipeline.config import runs
+from flowtheory.pipeline.paths import MODEL
 from pipeline_project import commit_all, git, output_hashes, pending_jobs, sh, snakemake
 
 LAM = "stabilizers.{}.lam"
@@ -34,8 +33,11 @@ def _model_hashes(project: Path) -> dict[str, str]:
 
 
 def _runs_using(config: dict, stabilizer: str) -> set[str]:
-    return {MODEL.format(experiment=e, stabilizer=s, seed=k).removesuffix("/model.pt")
-            for e, s, k in runs(config) if s == stabilizer}
+    return {
+        MODEL.format(experiment=e, stabilizer=s, seed=k).removesuffix("/model.pt")
+        for e, s, k in runs(config)
+        if s == stabilizer
+    }
 
 
 def _locked_lam(project: Path, stage: str, stabilizer: str) -> float:

@@ -21,11 +21,17 @@ import pytest
 import torch
 import yaml
 
-from flowtheory import storage
-from flowtheory.mnist import write_idx
-from flowtheory.paths import ANALYSIS_METRICS, ANALYSIS_POINTS, COMPONENTS_CSV, COMPONENTS_METRICS, COMPONENTS_NPZ
-from flowtheory.paths import HISTORY, MODEL, RUN_METRICS
-
+from flowtheory.datasets.mnist import write_idx
+from flowtheory.pipeline.paths import (
+    ANALYSIS_METRICS,
+    ANALYSIS_POINTS,
+    COMPONENTS_CSV,
+    COMPONENTS_METRICS,
+    COMPONENTS_NPZ,
+    HISTORY,
+    MODEL,
+    RUN_METRICS,
+)
 from pipeline_project import BIN, env_for, output_hashes, pending_jobs, sh, snakemake, unloadable_outputs
 
 ERROR = "flowtheory: error in "
@@ -34,7 +40,7 @@ ERROR = "flowtheory: error in "
 def _run_outputs(rule: str, experiment: str, stabilizer: str, seed: int = 0) -> list[str]:
     templates = {
         "train": [MODEL, HISTORY, RUN_METRICS],
-        "analyze": [ANALYSIS_POINTS, ANALYSIS_METRICS],
+        "analysis": [ANALYSIS_POINTS, ANALYSIS_METRICS],
         "components": [COMPONENTS_NPZ, COMPONENTS_CSV, COMPONENTS_METRICS],
     }[rule]
     return [t.format(experiment=experiment, stabilizer=stabilizer, seed=seed) for t in templates]
@@ -63,12 +69,18 @@ def test_killed_training_job_leaves_no_partial_file_and_a_rerun_completes(clone_
     with open(project / "killed.log", "w") as out:
         proc = subprocess.Popen(
             [str(BIN / "snakemake"), "--cores", "1", "--force", outputs[0]],
-            cwd=project, env=env_for(project), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=project,
+            env=env_for(project),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 180
         while not (log.exists() and re.search(r"^epoch \d+/", log.read_text(), re.M)):
-            assert proc.poll() is None, f"snakemake ended before training started:\n{(project / 'killed.log').read_text()}"
+            assert proc.poll() is None, (
+                f"snakemake ended before training started:\n{(project / 'killed.log').read_text()}"
+            )
             assert time.monotonic() < deadline, "no epoch line within 180 s"
             time.sleep(0.05)
     finally:
@@ -174,8 +186,12 @@ def _mnist_idx(images: str, labels: str) -> Callable[[Path, Path], None]:
         def edit(config):
             n = config["data"]["datasets"]["mnist"]
             config["data"]["datasets"]["mnist"] = {
-                "kind": "mnist", "source": "idx", "images": str(tmp / images), "labels": str(tmp / labels),
-                "n_train": n["n_train"], "n_valid": n["n_valid"],
+                "kind": "mnist",
+                "source": "idx",
+                "images": str(tmp / images),
+                "labels": str(tmp / labels),
+                "n_train": n["n_train"],
+                "n_valid": n["n_valid"],
             }
 
         _edit_config(project, edit)
@@ -205,60 +221,141 @@ METRICS_SCURVE = RUN_METRICS.format(experiment="scurve_mlp", stabilizer="none", 
 
 CASES = [
     # data files, read by the train jobs
-    Case("data-nan", _rewrite_dataset("line", _with_nan), LINE[:1],
-         ["results/data/line.npz", "x_train contains NaN or inf", "expected finite data"], "train", LINE),
-    Case("data-random-bytes", _write("results/data/gaussian.npz", np.random.default_rng(0).bytes(2000)),
-         _run_outputs("train", "gaussian_linear", "none")[:1],
-         ["results/data/gaussian.npz", "expected an npz archive"], "train",
-         _run_outputs("train", "gaussian_linear", "none")),
-    Case("data-empty-file", _write("results/data/circle.npz", b""),
-         _run_outputs("train", "circle_mlp", "jacobian_1e-2")[:1],
-         ["results/data/circle.npz", "expected an npz archive"], "train",
-         _run_outputs("train", "circle_mlp", "jacobian_1e-2")),
-    Case("data-missing-array", _rewrite_dataset("swissroll", _without_x_valid),
-         _run_outputs("train", "swissroll_mlp", "jacobian_1e-2")[:1],
-         ["results/data/swissroll.npz", "missing arrays ['x_valid']", "expected"], "train",
-         _run_outputs("train", "swissroll_mlp", "jacobian_1e-2")),
+    Case(
+        "data-nan",
+        _rewrite_dataset("line", _with_nan),
+        LINE[:1],
+        ["results/data/line.npz", "x_train contains NaN or inf", "expected finite data"],
+        "train",
+        LINE,
+    ),
+    Case(
+        "data-random-bytes",
+        _write("results/data/gaussian.npz", np.random.default_rng(0).bytes(2000)),
+        _run_outputs("train", "gaussian_linear", "none")[:1],
+        ["results/data/gaussian.npz", "expected an npz archive"],
+        "train",
+        _run_outputs("train", "gaussian_linear", "none"),
+    ),
+    Case(
+        "data-empty-file",
+        _write("results/data/circle.npz", b""),
+        _run_outputs("train", "circle_mlp", "jacobian_1e-2")[:1],
+        ["results/data/circle.npz", "expected an npz archive"],
+        "train",
+        _run_outputs("train", "circle_mlp", "jacobian_1e-2"),
+    ),
+    Case(
+        "data-missing-array",
+        _rewrite_dataset("swissroll", _without_x_valid),
+        _run_outputs("train", "swissroll_mlp", "jacobian_1e-2")[:1],
+        ["results/data/swissroll.npz", "missing arrays ['x_valid']", "expected"],
+        "train",
+        _run_outputs("train", "swissroll_mlp", "jacobian_1e-2"),
+    ),
     # checkpoints and run metrics, read by the analysis and components jobs
-    Case("checkpoint-random-bytes", _write(CKPT_CIRCLE, np.random.default_rng(1).bytes(3000)),
-         _run_outputs("components", "circle_mlp", "jacobian_1e-2")[:1],
-         [CKPT_CIRCLE, "corrupt or unreadable checkpoint", "expected a checkpoint written by the train stage"],
-         "components", _run_outputs("components", "circle_mlp", "jacobian_1e-2")),
-    Case("checkpoint-foreign-torch-file", _torch_file(CKPT_SCURVE, {"weights": torch.zeros(3)}),
-         _run_outputs("analyze", "scurve_mlp", "none")[:1],
-         [CKPT_SCURVE, "not a flowtheory checkpoint", "expected keys 'state_dict' and 'meta'"],
-         "analyze", _run_outputs("analyze", "scurve_mlp", "none")),
-    Case("checkpoint-without-meta", _torch_file(CKPT_SCURVE, {"state_dict": {}, "meta": {}}),
-         _run_outputs("analyze", "scurve_mlp", "none")[:1],
-         [CKPT_SCURVE, "checkpoint meta lacks", "expected ['flow', 'd', 'dtype', 'seed', 'stabilizer']"],
-         "analyze", _run_outputs("analyze", "scurve_mlp", "none")),
-    Case("checkpoint-of-another-dataset", _copy(CKPT_MNIST, CKPT_SWEEP),
-         _run_outputs("analyze", "scurve_sweep", "jacobian_1e-2")[:1],
-         [CKPT_SWEEP, "784-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
-         "analyze", _run_outputs("analyze", "scurve_sweep", "jacobian_1e-2")),
-    Case("run-metrics-truncated-json", _write(METRICS_SCURVE, b'{"status": "conv'),
-         _run_outputs("analyze", "scurve_mlp", "none")[:1],
-         [METRICS_SCURVE, "cannot read JSON"], "analyze", _run_outputs("analyze", "scurve_mlp", "none")),
+    Case(
+        "checkpoint-random-bytes",
+        _write(CKPT_CIRCLE, np.random.default_rng(1).bytes(3000)),
+        _run_outputs("components", "circle_mlp", "jacobian_1e-2")[:1],
+        [CKPT_CIRCLE, "corrupt or unreadable checkpoint", "expected a checkpoint written by the train stage"],
+        "components",
+        _run_outputs("components", "circle_mlp", "jacobian_1e-2"),
+    ),
+    Case(
+        "checkpoint-foreign-torch-file",
+        _torch_file(CKPT_SCURVE, {"weights": torch.zeros(3)}),
+        _run_outputs("analysis", "scurve_mlp", "none")[:1],
+        [CKPT_SCURVE, "not a flowtheory checkpoint", "expected keys 'state_dict' and 'meta'"],
+        "analysis",
+        _run_outputs("analysis", "scurve_mlp", "none"),
+    ),
+    Case(
+        "checkpoint-without-meta",
+        _torch_file(CKPT_SCURVE, {"state_dict": {}, "meta": {}}),
+        _run_outputs("analysis", "scurve_mlp", "none")[:1],
+        [CKPT_SCURVE, "checkpoint meta lacks", "expected ['flow', 'd', 'dtype', 'seed', 'stabilizer']"],
+        "analysis",
+        _run_outputs("analysis", "scurve_mlp", "none"),
+    ),
+    Case(
+        "checkpoint-of-another-dataset",
+        _copy(CKPT_MNIST, CKPT_SWEEP),
+        _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2")[:1],
+        [CKPT_SWEEP, "784-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
+        "analysis",
+        _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2"),
+    ),
+    Case(
+        "run-metrics-truncated-json",
+        _write(METRICS_SCURVE, b'{"status": "conv'),
+        _run_outputs("analysis", "scurve_mlp", "none")[:1],
+        [METRICS_SCURVE, "cannot read JSON"],
+        "analysis",
+        _run_outputs("analysis", "scurve_mlp", "none"),
+    ),
     # MNIST from IDX files, read by the data job
     # a missing IDX file stops Snakemake before any job (the files are the data job's inputs)
-    Case("mnist-idx-missing-file", _mnist_idx("missing.idx", "labels.idx"), [MNIST],
-         ["data.datasets.mnist.images", "no such file", "missing.idx", "see the README"]),
-    Case("mnist-idx-bad-magic", _mnist_idx("images_magic.idx", "labels.idx"), [MNIST],
-         ["images_magic.idx", "bad IDX magic number", "expected 0x0000TTNN"], "make_data", [MNIST]),
-    Case("mnist-idx-truncated", _mnist_idx("images_truncated.idx", "labels.idx"), [MNIST],
-         ["images_truncated.idx", "truncated data", "expected 470416"], "make_data", [MNIST]),
-    Case("mnist-idx-count-mismatch", _mnist_idx("images.idx", "labels_500.idx"), [MNIST],
-         ["images.idx has 600 images", "labels_500.idx has 500 labels", "expected the same number"],
-         "make_data", [MNIST]),
+    Case(
+        "mnist-idx-missing-file",
+        _mnist_idx("missing.idx", "labels.idx"),
+        [MNIST],
+        ["data.datasets.mnist.images", "no such file", "missing.idx", "see the README"],
+    ),
+    Case(
+        "mnist-idx-bad-magic",
+        _mnist_idx("images_magic.idx", "labels.idx"),
+        [MNIST],
+        ["images_magic.idx", "bad IDX magic number", "expected 0x0000TTNN"],
+        "data",
+        [MNIST],
+    ),
+    Case(
+        "mnist-idx-truncated",
+        _mnist_idx("images_truncated.idx", "labels.idx"),
+        [MNIST],
+        ["images_truncated.idx", "truncated data", "expected 470416"],
+        "data",
+        [MNIST],
+    ),
+    Case(
+        "mnist-idx-count-mismatch",
+        _mnist_idx("images.idx", "labels_500.idx"),
+        [MNIST],
+        ["images.idx has 600 images", "labels_500.idx has 500 labels", "expected the same number"],
+        "data",
+        [MNIST],
+    ),
     # the device, the notebooks and the config file
-    Case("device-cuda-without-gpu", _set_device_cuda, LINE[:1],
-         ["device is 'cuda'", "no CUDA device is available", "set device: cpu"], "train", LINE),
-    Case("figure-notebook-missing", _remove("workflow/notebooks/fig_sweep.py"), [],
-         ["workflow/notebooks/fig_sweep.py", "figure notebook not found", "rule fig_sweep needs it"], args=["-n"]),
-    Case("config-not-yaml", _write("config/config.yaml", b"seeds: [0\ntrain: {lr: 1\n"), [],
-         ["config/config.yaml", "not valid YAML", "line 2", "expected a mapping"], args=["-n"]),
-    Case("config-not-a-mapping", _write("config/config.yaml", b"- seeds\n- train\n"), [],
-         ["config/config.yaml", "must be a mapping of keys to values", "got list"], args=["-n"]),
+    Case(
+        "device-cuda-without-gpu",
+        _set_device_cuda,
+        LINE[:1],
+        ["device is 'cuda'", "no CUDA device is available", "set device: cpu"],
+        "train",
+        LINE,
+    ),
+    Case(
+        "figure-notebook-missing",
+        _remove("workflow/notebooks/fig_sweep.py"),
+        [],
+        ["workflow/notebooks/fig_sweep.py", "figure notebook not found", "rule fig_sweep needs it"],
+        args=["-n"],
+    ),
+    Case(
+        "config-not-yaml",
+        _write("config/config.yaml", b"seeds: [0\ntrain: {lr: 1\n"),
+        [],
+        ["config/config.yaml", "not valid YAML", "line 2", "expected a mapping"],
+        args=["-n"],
+    ),
+    Case(
+        "config-not-a-mapping",
+        _write("config/config.yaml", b"- seeds\n- train\n"),
+        [],
+        ["config/config.yaml", "must be a mapping of keys to values", "got list"],
+        args=["-n"],
+    ),
 ]
 
 
@@ -296,10 +393,14 @@ def _snakemake_configfile(project: Path, content: bytes, tmp_path: Path) -> subp
     return snakemake(project, "-n", "--configfile", str(bad), check=False)
 
 
-@pytest.mark.parametrize("content,words", [
-    (b"seeds: [0\ntrain: {lr: 1\n", ["Config file is not valid JSON or YAML"]),
-    (b"- seeds\n- train\n", ["Config file must be given as JSON or YAML with keys at top level"]),
-], ids=["not-yaml", "not-a-mapping"])
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"seeds: [0\ntrain: {lr: 1\n", ["Config file is not valid JSON or YAML"]),
+        (b"- seeds\n- train\n", ["Config file must be given as JSON or YAML with keys at top level"]),
+    ],
+    ids=["not-yaml", "not-a-mapping"],
+)
 def test_bad_configfile_on_the_command_line_is_refused(ci_run, tmp_path, content, words):
     """`--configfile` is read by Snakemake itself before the Snakefile runs, so the message is
     Snakemake's (one line, but without the file name: see the xfail test below)."""
@@ -311,8 +412,11 @@ def test_bad_configfile_on_the_command_line_is_refused(ci_run, tmp_path, content
     assert "Traceback" not in text
 
 
-@pytest.mark.xfail(strict=True, reason="Snakemake 9.27 loads --configfile before the Snakefile and its message "
-                                       "does not name the file (snakemake/common/configfile.py)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Snakemake 9.27 loads --configfile before the Snakefile and its message "
+    "does not name the file (snakemake/common/configfile.py)",
+)
 def test_bad_configfile_on_the_command_line_is_named(ci_run, tmp_path):
     project, _ = ci_run
     proc = _snakemake_configfile(project, b"seeds: [0\n", tmp_path)
@@ -320,7 +424,7 @@ def test_bad_configfile_on_the_command_line_is_named(ci_run, tmp_path):
 
 
 def test_replacing_an_idx_file_reruns_the_mnist_data_job(clone_run, tmp_path):
-    """User-supplied IDX files are declared inputs of make_data: new contents rerun it; a newer
+    """User-supplied IDX files are declared inputs of the data rule: new contents rerun it; a newer
     file with the same contents does not (Snakemake compares the checksums it stored)."""
     project = clone_run
     _mnist_idx("images.idx", "labels.idx")(project, tmp_path)
@@ -331,4 +435,4 @@ def test_replacing_an_idx_file_reruns_the_mnist_data_job(clone_run, tmp_path):
     os.utime(labels, (built + 10, built + 10))
     assert pending_jobs(project, MNIST) == {}
     write_idx(labels, np.random.default_rng(5).integers(0, 10, 600).astype(np.uint8))
-    assert pending_jobs(project, MNIST) == {"make_data": 1}
+    assert pending_jobs(project, MNIST) == {"data": 1}

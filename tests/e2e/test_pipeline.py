@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flowtheory.paths import NOTEBOOKS, stage_targets
-
+from flowtheory.pipeline.paths import NOTEBOOKS, stage_targets
 from pipeline_project import dry_run_jobs, make_project, sh, snakemake
 
 #: claims that must hold even at the tiny scale (the linear and degenerate ones)
@@ -83,6 +82,16 @@ def test_second_run_has_nothing_to_do_and_dvc_is_clean(ci_run):
     assert "up to date" in status.lower() or status.strip() == "", status
 
 
+def test_onsuccess_hook_works_without_the_venv_on_path(ci_run):
+    """The run was started as ``.venv/bin/snakemake`` with PATH lacking ``.venv/bin`` (ci_run): its
+    hook still committed to DVC and wrote the report, through the running interpreter."""
+    project, _ = ci_run
+    log = (project / "run.log").read_text()
+    assert "dvc: committed stages data, train, analysis, components, figures to dvc.lock" in log, log[-3000:]
+    assert "report: wrote results/report.html" in log, log[-3000:]
+    assert (project / "dvc.lock").is_file() and (project / "results" / "report.html").is_file()
+
+
 def _changed(project: Path) -> dict[str, int]:
     return dry_run_jobs(project)
 
@@ -97,11 +106,14 @@ def test_changing_one_strength_reruns_only_its_runs_and_downstream(clone_run):
     config = _config(clone_run)
     config["stabilizers"]["weight_1e-1"]["lam"] = 0.2
     (clone_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    users = sum(len(e.get("seeds", config["seeds"])) for e in config["experiments"].values()
-                if "weight_1e-1" in e["stabilizers"])
+    users = sum(
+        len(e.get("seeds", config["seeds"]))
+        for e in config["experiments"].values()
+        if "weight_1e-1" in e["stabilizers"]
+    )
     jobs = _changed(clone_run)
-    assert jobs["train"] == jobs["analyze"] == jobs["components"] == users
-    assert "make_data" not in jobs
+    assert jobs["train"] == jobs["analysis"] == jobs["components"] == users
+    assert "data" not in jobs
     assert jobs["summarize_train"] == 1 and jobs["claims"] == 1
 
 
@@ -111,12 +123,12 @@ def test_editing_a_package_module_reruns_the_rules_that_import_it(clone_run):
     jobs = _changed(clone_run)
     n_runs = len(list((clone_run / "results" / "runs").glob("*/*/seed*/model.pt")))
     assert jobs["train"] == n_runs
-    assert "make_data" not in jobs
+    assert "data" not in jobs
     datasets = clone_run / "src" / "flowtheory" / "datasets.py"
     module.write_text(module.read_text().removesuffix("\n# an edit\n"))
     shutil.copystat(datasets, module)  # back to an old mtime and the original content
     datasets.write_text(datasets.read_text() + "\n# an edit\n")
-    assert _changed(clone_run)["make_data"] >= 1
+    assert _changed(clone_run)["data"] >= 1
 
 
 def test_dvc_checkout_then_touch_leaves_nothing_to_rerun(clone_run):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from flowtheory.config import ConfigError, check, check_input_files, input_files, load
+from flowtheory.pipeline.config import ConfigError, check, check_input_files, input_files, load
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,9 @@ def test_snakemake_refuses_bad_config_before_any_job(root, ci, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
-        cwd=root, capture_output=True, text=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0
     assert "train.lr" in proc.stderr + proc.stdout

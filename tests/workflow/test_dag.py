@@ -10,14 +10,21 @@ from collections import Counter
 import pytest
 import yaml
 
-from flowtheory import dvc_export
+from flowtheory.pipeline import dvc_export
 from pipeline_project import parse_job_counts
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 REQUIRED_CLAIMS = {
-    "linear_whitening", "linear_components_pca", "shrinkage_closed_form", "degenerate_diverges",
-    "regularized_stable", "noise_equals_tikhonov", "local_covariance_knn", "intrinsic_dimension_scurve",
-    "mnist_unregularized_diverges", "mnist_spectrum_decay",
+    "linear_whitening",
+    "linear_components_pca",
+    "shrinkage_closed_form",
+    "degenerate_diverges",
+    "regularized_stable",
+    "noise_equals_tikhonov",
+    "local_covariance_knn",
+    "intrinsic_dimension_scurve",
+    "mnist_unregularized_diverges",
+    "mnist_spectrum_decay",
 }
 
 
@@ -30,6 +37,12 @@ def test_lint_is_clean(root):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_is_clean(root, args):
+    proc = run([sys.executable, "-m", "ruff", *args, "."], root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 def test_snakefmt_is_clean(root):
     proc = run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -40,10 +53,15 @@ def test_dvc_yaml_is_in_sync_with_paths(root):
 
 
 def test_dvc_stages_parse_without_overlapping_outputs(root):
-    proc = run(["dvc", "stage", "list"], root)
+    proc = run([sys.executable, "-m", "dvc", "stage", "list"], root)
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines()] == [
-        "data", "train", "analysis", "components", "figures"]
+        "data",
+        "train",
+        "analysis",
+        "components",
+        "figures",
+    ]
 
 
 def test_dvc_params_are_the_keys_each_stage_reads(root):
@@ -72,12 +90,13 @@ def test_dry_run_schedules_the_expected_grid(root, ci_config, tmp_path):
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f).write_bytes((root / f).read_bytes())
     counts = _job_counts(tmp_path)
-    n_runs = sum(len(e["stabilizers"]) * len(e.get("seeds", ci_config["seeds"]))
-                 for e in ci_config["experiments"].values())
+    n_runs = sum(
+        len(e["stabilizers"]) * len(e.get("seeds", ci_config["seeds"])) for e in ci_config["experiments"].values()
+    )
     n_datasets = len({e["dataset"] for e in ci_config["experiments"].values()})
     notebooks = sorted(p.stem for p in (root / "workflow" / "notebooks").glob("*.py"))
-    assert counts["make_data"] == n_datasets
-    assert counts["train"] == counts["analyze"] == counts["components"] == n_runs
+    assert counts["data"] == n_datasets
+    assert counts["train"] == counts["analysis"] == counts["components"] == n_runs
     assert counts["summarize_train"] == counts["summarize_analysis"] == counts["summarize_components"] == 1
     assert counts["claims"] == 1
     for nb in notebooks:
@@ -89,9 +108,15 @@ def test_rulegraph_orders_the_stages(root):
     assert proc.returncode == 0, proc.stderr
     labels = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', proc.stdout, re.M))
     edges = {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", proc.stdout, re.M)}
-    for edge in [("make_data", "train"), ("train", "analyze"), ("train", "components"),
-                 ("analyze", "summarize_analysis"), ("components", "summarize_components"),
-                 ("summarize_train", "claims"), ("summarize_components", "fig_e_mnist")]:
+    for edge in [
+        ("data", "train"),
+        ("train", "analysis"),
+        ("train", "components"),
+        ("analysis", "summarize_analysis"),
+        ("components", "summarize_components"),
+        ("summarize_train", "claims"),
+        ("summarize_components", "fig_e_mnist"),
+    ]:
         assert edge in edges, edge
 
 
@@ -99,8 +124,8 @@ def test_paper_map_is_complete_and_every_figure_is_a_target(root):
     paper_map = yaml.safe_load((root / "paper_map.yaml").read_text())
     ids = {c["id"] for c in paper_map["claims"]}
     assert REQUIRED_CLAIMS <= ids
-    from flowtheory.claims import CHECKS
-    from flowtheory.paths import NOTEBOOKS
+    from flowtheory.pipeline.paths import NOTEBOOKS
+    from flowtheory.stages.claims import CHECKS
 
     for c in paper_map["claims"]:
         assert c["check"] in CHECKS, c["id"]

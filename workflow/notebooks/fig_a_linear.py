@@ -18,10 +18,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from flowtheory import plotting, storage
+from flowtheory.pipeline import storage
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_a_linear")
-runs = plotting.load_runs(smk.input.components, "components")
+smk = figures.context(globals(), "fig_a_linear")
+runs = figures.load_runs(smk.input.components, "components")
 analysis = storage.load_json(smk.input.analysis_summary).get("gaussian_linear", {})
 key = next(k for k in sorted(runs) if k[1] == "none")
 r = runs[key]
@@ -32,8 +33,10 @@ evals, evecs = np.linalg.eigh(np.cov(x.T, bias=True))
 scores = x @ evecs[:, ::-1]
 fig, ax = plt.subplots(1, 4, figsize=(15, 3.6))
 ax[0].scatter(*x.T, s=2, alpha=0.3)
-for val, vec in zip(evals, evecs.T):
-    ax[0].annotate("", xy=np.sqrt(val) * vec * 2, xytext=(0, 0), arrowprops={"arrowstyle": "->", "lw": 2, "color": "C3"})
+for val, vec in zip(evals, evecs.T, strict=False):
+    ax[0].annotate(
+        "", xy=np.sqrt(val) * vec * 2, xytext=(0, 0), arrowprops={"arrowstyle": "->", "lw": 2, "color": "C3"}
+    )
 ax[0].set(title="centred data + PCA axes", aspect="equal")
 ax[1].scatter(*r["y"].T, s=2, alpha=0.3, color="C1")
 ax[1].set(title=f"latents y = f(x) ({key[1]}, seed {key[2]})", aspect="equal")
@@ -44,7 +47,11 @@ lim = np.abs(scores).max()
 ax[2].plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
 ax[2].set(title="un-whitened components vs PCA scores", xlabel="PCA score", ylabel="ŷ (sign-matched)")
 ax[2].legend(markerscale=4)
-rows = [(s, seed, m.get("wtw_relerr_unshrunk"), m.get("wtw_relerr")) for s, seeds in analysis.items() for seed, m in seeds.items()]
+rows = [
+    (s, seed, m.get("wtw_relerr_unshrunk"), m.get("wtw_relerr"))
+    for s, seeds in analysis.items()
+    for seed, m in seeds.items()
+]
 labels = sorted({s for s, *_ in rows})
 for i, lab in enumerate(labels):
     vals = [v for s, _, v, _ in rows if s == lab]
@@ -57,4 +64,4 @@ ax[3].axhline(0.02, color="k", ls=":", lw=0.8)
 ax[3].legend()
 sns.despine(fig)
 fig.tight_layout()
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

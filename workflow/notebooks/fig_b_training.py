@@ -17,20 +17,32 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from flowtheory import plotting, storage
+from flowtheory.pipeline import storage
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_b_training")
+smk = figures.context(globals(), "fig_b_training")
 hist = pd.read_csv(smk.input.train_history)
 summary = storage.load_json(smk.input.train_summary)
-exps = [e for e in ["line_linear", "scurve_mlp", "circle_mlp", "swissroll_mlp", "mnist_mlp"] if e in set(hist.experiment)]
+exps = [
+    e for e in ["line_linear", "scurve_mlp", "circle_mlp", "swissroll_mlp", "mnist_mlp"] if e in set(hist.experiment)
+]
 
 # %%
 fig, axes = plt.subplots(2, len(exps), figsize=(4 * len(exps), 6.5), squeeze=False)
 for j, exp in enumerate(exps):
     h = hist[hist.experiment == exp]
     sns.lineplot(h, x="epoch", y="train_nll", hue="stabilizer", units="seed", estimator=None, lw=0.8, ax=axes[0, j])
-    sns.lineplot(h.dropna(subset=["smax"]), x="epoch", y="smax", hue="stabilizer", units="seed", estimator=None,
-                 lw=0.8, ax=axes[1, j], legend=False)
+    sns.lineplot(
+        h.dropna(subset=["smax"]),
+        x="epoch",
+        y="smax",
+        hue="stabilizer",
+        units="seed",
+        estimator=None,
+        lw=0.8,
+        ax=axes[1, j],
+        legend=False,
+    )
     for stab, seeds in summary.get(exp, {}).items():
         for seed, m in seeds.items():
             if m["status"] == "diverged":
@@ -39,4 +51,4 @@ for j, exp in enumerate(exps):
     axes[0, j].set(title=exp, ylabel="training NLL")
     axes[1, j].set(yscale="log", ylabel="largest singular value of J_f")
 fig.tight_layout()
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

@@ -15,10 +15,10 @@
 # %%
 import matplotlib.pyplot as plt
 
-from flowtheory import plotting
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_c_scurve")
-runs = plotting.load_runs(smk.input.components, "components")
+smk = figures.context(globals(), "fig_c_scurve")
+runs = figures.load_runs(smk.input.components, "components")
 stabs = sorted({k[1] for k in runs}, key=lambda s: (s != "none", s))
 
 # %%
@@ -39,4 +39,4 @@ for i, stab in enumerate(stabs):
     axes[i, 3].set(yscale="log", title="variance per component", xticks=range(3))
     axes[i, 3].legend()
 fig.tight_layout()
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

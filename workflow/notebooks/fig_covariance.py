@@ -20,10 +20,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Ellipse
 
-from flowtheory import plotting
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_covariance")
-runs = plotting.load_runs(smk.input.analysis, "analysis")
+smk = figures.context(globals(), "fig_covariance")
+runs = figures.load_runs(smk.input.analysis, "analysis")
 exps = [e for e in ["circle_mlp", "scurve_mlp", "swissroll_mlp"] if any(k[0] == e for k in runs)]
 
 
@@ -52,4 +52,4 @@ for j, exp in enumerate(exps):
     sns.histplot(pd.concat(frames), x=col, hue="run", element="step", fill=False, bins=30, ax=axes[1, j])
     axes[1, j].set(xlabel="tangent-space angle, flow vs kNN (degrees)")
 fig.tight_layout()
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

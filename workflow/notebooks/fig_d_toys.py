@@ -14,10 +14,10 @@
 # %%
 import matplotlib.pyplot as plt
 
-from flowtheory import plotting
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_d_toys")
-runs = plotting.load_runs(smk.input.components, "components")
+smk = figures.context(globals(), "fig_d_toys")
+runs = figures.load_runs(smk.input.components, "components")
 exps = sorted({k[0] for k in runs})
 
 # %%
@@ -33,4 +33,4 @@ for i, exp in enumerate(exps):
     axes[i, 2].scatter(r["yhat"][:, 0], r["yhat"][:, 1], c=c, s=2, cmap="viridis")
     axes[i, 2].set(title="un-whitened ŷ₁, ŷ₂")
 fig.tight_layout()
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

@@ -17,19 +17,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from flowtheory import plotting
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_e_mnist")
+smk = figures.context(globals(), "fig_e_mnist")
 spectra = pd.read_csv(smk.input.component_spectra)
 spectra = spectra[spectra.experiment == "mnist_mlp"]
-runs = plotting.load_runs(smk.input.components, "components")
+runs = figures.load_runs(smk.input.components, "components")
 
 # %%
 n_dirs, n_digits = 4, 5
 fig = plt.figure(figsize=(14, 5))
 grid = fig.add_gridspec(n_digits, 2 + n_dirs, width_ratios=[4, 0.3] + [1] * n_dirs)
 ax = fig.add_subplot(grid[:, 0])
-for (stab, seed), g in spectra.groupby(["stabilizer", "seed"]):
+for (stab, _seed), g in spectra.groupby(["stabilizer", "seed"]):
     ax.plot(np.sort(g.var_yhat.to_numpy())[::-1], label=f"un-whitened ŷ ({stab})")
     ax.plot(np.sort(g.var_y.to_numpy())[::-1], ls="--", label=f"whitened y ({stab})")
 if len(spectra):
@@ -52,4 +52,4 @@ if stab_runs:
                 a.set_title(f"v{k + 1}", fontsize=8)
             if k == 0:
                 a.set_ylabel(f"digit {labels[p]}", fontsize=8)
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

@@ -18,16 +18,23 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from flowtheory import plotting, storage
+from flowtheory.pipeline import storage
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "fig_sweep")
+smk = figures.context(globals(), "fig_sweep")
 analysis = storage.load_json(smk.input.analysis_summary).get("scurve_sweep", {})
 train = storage.load_json(smk.input.train_summary).get("scurve_sweep", {})
 rows = []
 for stab, seeds in analysis.items():
     for seed, m in seeds.items():
-        rows.append({"kind": stab.split("_")[0], "lam": m["lam"], "normal_std": 1 / m["smax_median"],
-                     "valid_nll": train[stab][seed]["final_valid_nll"]})
+        rows.append(
+            {
+                "kind": stab.split("_")[0],
+                "lam": m["lam"],
+                "normal_std": 1 / m["smax_median"],
+                "valid_nll": train[stab][seed]["final_valid_nll"],
+            }
+        )
 df = pd.DataFrame(rows, columns=["kind", "lam", "normal_std", "valid_nll"])
 
 # %%
@@ -41,4 +48,4 @@ ax[0].legend()
 sns.lineplot(df, x="lam", y="valid_nll", hue="kind", marker="o", ax=ax[1])
 ax[1].set(xscale="log", xlabel="λ = 2α = σ²", ylabel="final validation NLL")
 fig.tight_layout()
-plotting.save(fig, smk.output.png, smk.output.pdf)
+figures.save(fig, smk.output.png, smk.output.pdf)

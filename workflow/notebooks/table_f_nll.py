@@ -14,25 +14,41 @@
 # %%
 import pandas as pd
 
-from flowtheory import plotting, storage
+from flowtheory.pipeline import storage
+from flowtheory.stages import figures
 
-smk = plotting.context(globals(), "table_f_nll")
+smk = figures.context(globals(), "table_f_nll")
 summary = storage.load_json(smk.input.train_summary)
 rows = []
 for exp, stabs in summary.items():
     for stab, seeds in stabs.items():
         for seed, m in seeds.items():
-            rows.append({"experiment": exp, "stabilizer": stab, "lam": m["lam"], "seed": seed,
-                         "train_nll": m["final_train_nll"], "valid_nll": m["final_valid_nll"],
-                         "smax": m["smax_last"], "diverged": m["status"] == "diverged"})
+            rows.append(
+                {
+                    "experiment": exp,
+                    "stabilizer": stab,
+                    "lam": m["lam"],
+                    "seed": seed,
+                    "train_nll": m["final_train_nll"],
+                    "valid_nll": m["final_valid_nll"],
+                    "smax": m["smax_last"],
+                    "diverged": m["status"] == "diverged",
+                }
+            )
 df = pd.DataFrame(rows)
 
 # %%
 table = (
     df.groupby(["experiment", "stabilizer", "lam"], sort=False)
-    .agg(seeds=("seed", "count"), diverged=("diverged", "sum"), train_nll_mean=("train_nll", "mean"),
-         train_nll_std=("train_nll", "std"), valid_nll_mean=("valid_nll", "mean"),
-         valid_nll_std=("valid_nll", "std"), smax_mean=("smax", "mean"))
+    .agg(
+        seeds=("seed", "count"),
+        diverged=("diverged", "sum"),
+        train_nll_mean=("train_nll", "mean"),
+        train_nll_std=("train_nll", "std"),
+        valid_nll_mean=("valid_nll", "mean"),
+        valid_nll_std=("valid_nll", "std"),
+        smax_mean=("smax", "mean"),
+    )
     .reset_index()
 )
 storage.save_csv(smk.output.csv, table)

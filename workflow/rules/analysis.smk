@@ -1,4 +1,4 @@
-rule analyze:
+rule analysis:
     input:
         data=data_of_run,
         model=paths.MODEL,
@@ -13,7 +13,6 @@ rule analyze:
         "benchmarks/analysis/{experiment}/{stabilizer}/seed{seed}.tsv"
     conda:
         CONDA_ENV
-    threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
@@ -21,7 +20,7 @@ rule analyze:
         cfg=config["analysis"],
         kind=dataset_kind,
     script:
-        "../scripts/analyze.py"
+        "../scripts/analysis.py"
 
 
 rule summarize_analysis:
@@ -34,10 +33,6 @@ rule summarize_analysis:
         "logs/summarize/analysis.log",
     conda:
         CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         stage="analysis",
     script:

@@ -2,8 +2,9 @@
 import dataclasses
 from pathlib import Path
 
-from flowtheory import config as ftconfig
-from flowtheory import hooks, paths
+from flowtheory.pipeline import config as ftconfig
+from flowtheory.pipeline import hooks
+from flowtheory.pipeline import paths
 
 try:
     ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -87,6 +88,20 @@ def notebook_inputs(name):
         return {**paths.notebook_inputs(config, name), "code": code("figures")}
 
     return inputs
+
+
+def notebook_outputs(name):
+    """A figure's PNG (in the report, with its caption) and PDF, or a table's CSV and Markdown."""
+    first, second = paths.NOTEBOOKS[name]
+    figure = name.startswith("fig_")
+    return {
+        ("png" if figure else "csv"): report(
+            first,
+            caption=f"../report/{name}.rst",
+            category="Figures" if figure else "Tables",
+        ),
+        ("pdf" if figure else "md"): second,
+    }
 
 
 def on_success():

@@ -14,7 +14,6 @@ rule components:
         "benchmarks/components/{experiment}/{stabilizer}/seed{seed}.tsv"
     conda:
         CONDA_ENV
-    threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
@@ -35,10 +34,6 @@ rule summarize_components:
         "logs/summarize/components.log",
     conda:
         CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         stage="components",
     script:

@@ -1,4 +1,4 @@
-rule make_data:
+rule data:
     input:
         code=code("data"),
         files=input_files_of_dataset,
@@ -8,15 +8,13 @@ rule make_data:
         "logs/data/{dataset}.log",
     conda:
         CONDA_ENV
-    threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     params:
         spec=dataset_spec,
         seed=config["data"]["seed"],
     script:
-        "../scripts/make_data.py"
+        "../scripts/data.py"
 
 
 rule stage_data:

@@ -12,7 +12,6 @@ rule train:
         "benchmarks/train/{experiment}/{stabilizer}/seed{seed}.tsv"
     conda:
         CONDA_ENV
-    threads: 1
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
@@ -34,10 +33,6 @@ rule summarize_train:
         "logs/summarize/train.log",
     conda:
         CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         stage="train",
     script:

@@ -1,5 +1,7 @@
-"""Claims stage: every claim of the paper as an executable check (flowtheory.claims, paper_map.yaml)."""
-from flowtheory import claims, jobs
+"""Rule ``claims``: every claim of the paper as an executable check (flowtheory.stages.claims, paper_map.yaml)."""
+
+from flowtheory.pipeline import jobs
+from flowtheory.stages import claims
 
 jobs.run(
     snakemake,

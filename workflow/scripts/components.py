@@ -1,9 +1,11 @@
-"""Components stage: the authors' un-whitened components (paper.md §3), batched."""
-from flowtheory import extraction, jobs
+"""Rule ``components``: the authors' un-whitened components, batched (flowtheory.stages.components)."""
+
+from flowtheory.pipeline import jobs
+from flowtheory.stages import components
 
 jobs.run(
     snakemake,
-    lambda log: extraction.components_run(
+    lambda log: components.run(
         dict(snakemake.params.cfg),
         snakemake.input.data,
         snakemake.input.model,

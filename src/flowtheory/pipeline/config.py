@@ -1,0 +1,201 @@
+"""Config validation with one clear message, and typed access to each run's settings.
+
+The schema (``workflow/schemas/config.schema.yaml``) checks keys, types and ranges; :func:`check`
+adds the cross-references the schema cannot express (an experiment naming an unknown data set,
+flow or stabilizer; a penalty that the flow does not support). Every error names the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "RunSpec",
+    "check",
+    "check_input_files",
+    "input_files",
+    "load",
+    "n_points",
+    "read",
+    "run_spec",
+    "runs",
+]
+
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
+
+
+class ConfigError(ValueError):
+    """An invalid config: the message names the key and says what is expected."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _message(err) -> str:
+    where = _key(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"{where}: unknown key {', '.join(map(repr, extra))}{hint}"
+    if err.validator == "required":
+        return f"{where}: {err.message}"
+    if err.validator == "type":
+        return f"{where}: expected {err.validator_value}, got {err.instance!r}"
+    if err.validator == "enum":
+        return f"{where}: {err.instance!r} is not one of {err.validator_value}"
+    return f"{where}: {err.message}"
+
+
+def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
+    """Validates ``config`` in place (schema defaults are not filled); raises :class:`ConfigError`."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key(e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid config: " + _message(errors[0]))
+    for name, exp in config["experiments"].items():
+        for field, section in (("dataset", "data.datasets"), ("flow", "flows")):
+            table = config["data"]["datasets"] if field == "dataset" else config["flows"]
+            if exp[field] not in table:
+                raise ConfigError(
+                    f"invalid config: experiments.{name}.{field}: unknown {field} {exp[field]!r}; "
+                    f"defined in {section}: {', '.join(sorted(table))}"
+                )
+        for stab in exp["stabilizers"]:
+            if stab not in config["stabilizers"]:
+                raise ConfigError(
+                    f"invalid config: experiments.{name}.stabilizers: unknown stabilizer {stab!r}; "
+                    f"defined in stabilizers: {', '.join(sorted(config['stabilizers']))}"
+                )
+            kind = config["stabilizers"][stab]["kind"]
+            if kind == "weight" and config["flows"][exp["flow"]]["kind"] in ("realnvp", "zuko_maf", "zuko_nsf"):
+                raise ConfigError(
+                    f"invalid config: experiments.{name}: the weight penalty ({stab!r}) needs a flow "
+                    "with square weight matrices (linear or mlp)"
+                )
+    for name, stab in config["stabilizers"].items():
+        lam = stab.get("lam", 0.0)
+        if stab["kind"] != "none" and not (math.isfinite(lam) and lam > 0):
+            raise ConfigError(f"invalid config: stabilizers.{name}.lam: kind {stab['kind']!r} needs lam > 0")
+    for name, ds in config["data"]["datasets"].items():
+        if ds["kind"] == "gaussian" and ("mean" not in ds or "cov" not in ds):
+            raise ConfigError(f"invalid config: data.datasets.{name}: a gaussian needs 'mean' and 'cov'")
+        if ds["kind"] == "mnist" and ds.get("source") == "idx" and not {"images", "labels"} <= set(ds):
+            raise ConfigError(f"invalid config: data.datasets.{name}: source 'idx' needs 'images' and 'labels'")
+    return config
+
+
+def input_files(config: dict) -> dict[str, list[str]]:
+    """The user-supplied files each data set reads (MNIST IDX files), by data set name. The
+    ``data`` rule declares them as inputs, so that replacing one reruns its data job."""
+    return {
+        name: [ds["images"], ds["labels"]]
+        for name, ds in config["data"]["datasets"].items()
+        if ds["kind"] == "mnist" and ds.get("source") == "idx"
+    }
+
+
+def check_input_files(config: dict) -> None:
+    """Raises :class:`ConfigError` naming the first user-supplied input file that does not exist."""
+    for name, files in input_files(config).items():
+        for key, path in zip(("images", "labels"), files, strict=True):
+            if not Path(path).is_file():
+                raise ConfigError(
+                    f"invalid config: data.datasets.{name}.{key}: no such file {path!r} "
+                    "(the MNIST IDX files are not downloaded; see the README)"
+                )
+
+
+def read(path: str | Path) -> dict:
+    """Reads a config file without checking it; raises :class:`ConfigError` (one line, naming the
+    file) if it cannot be read, is not YAML, or is not a mapping."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{path}: not valid YAML ({problem}{where}); expected a mapping of config keys") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values, got {type(config).__name__}")
+    return config
+
+
+def load(path: str | Path, schema_path: str | Path = SCHEMA) -> dict:
+    """Reads and checks a config file."""
+    return check(read(path), schema_path)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one training run needs, resolved from the config."""
+
+    experiment: str
+    stabilizer: str
+    seed: int
+    dataset: str
+    flow: dict
+    stab: dict
+    epochs: int
+    lr: float
+    batch_size: int
+    probe_points: int
+    diagnostics_every: int
+    dtype: str
+    device: str
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.experiment}/{self.stabilizer}/seed{self.seed}"
+
+
+def runs(config: dict) -> list[tuple[str, str, int]]:
+    """All (experiment, stabilizer, seed) triples of the training grid, in config order."""
+    out = []
+    for name, exp in config["experiments"].items():
+        for stab in exp["stabilizers"]:
+            for seed in exp.get("seeds", config["seeds"]):
+                out.append((name, stab, seed))
+    return out
+
+
+def run_spec(config: dict, experiment: str, stabilizer: str, seed: int) -> RunSpec:
+    exp = config["experiments"][experiment]
+    train = config["train"]
+    return RunSpec(
+        experiment=experiment,
+        stabilizer=stabilizer,
+        seed=int(seed),
+        dataset=exp["dataset"],
+        flow=dict(config["flows"][exp["flow"]]),
+        stab=dict(config["stabilizers"][stabilizer]),
+        epochs=exp["epochs"],
+        lr=exp.get("lr", train["lr"]),
+        batch_size=exp.get("batch_size", train["batch_size"]),
+        probe_points=exp.get("probe_points", train.get("probe_points", 64)),
+        diagnostics_every=exp.get("diagnostics_every", train.get("diagnostics_every", 1)),
+        dtype=exp.get("dtype", "float64"),
+        device=config.get("device", "cpu"),
+    )
+
+
+def n_points(config_section: dict, d: int, n_avail: int) -> int:
+    """Points the analysis or components stage uses: ``max_points_highdim`` when d > HIGHDIM."""
+    n = (
+        config_section.get("max_points_highdim", config_section["n_points"])
+        if d > HIGHDIM
+        else config_section["n_points"]
+    )
+    return min(n, n_avail)

@@ -1,0 +1,2 @@
+"""The science: flows, stabilizers, training, local covariance, components and statistics, as pure
+math (tensors and arrays in, tensors and arrays out; no file I/O)."""

@@ -1,0 +1,141 @@
+"""The analysis stage's job: the flow's local covariance at validation points against the
+k-nearest-neighbour covariance and the closed-form oracles (rule ``analysis``, ``workflow/scripts/analysis.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from flowtheory.pipeline import storage
+from flowtheory.pipeline.checkpoints import Trained
+from flowtheory.pipeline.config import HIGHDIM, n_points
+from flowtheory.science import oracles
+from flowtheory.science.covariance import (
+    flow_local_cov,
+    knn_local_cov,
+    leading_angle_deg,
+    median,
+    rel_frobenius,
+    shrunk_oracle,
+    subspace_angle_deg,
+)
+
+__all__ = ["INTRINSIC_DIM", "run"]
+
+#: true intrinsic dimension of each toy data set kind (None: unknown or d)
+INTRINSIC_DIM = {
+    "line": 1,
+    "circle": 1,
+    "scurve": 2,
+    "swissroll": 2,
+    "sphere": 2,
+    "sheet8": 2,
+    "gaussian": None,
+    "mnist": None,
+}
+
+
+def run(
+    cfg: dict,
+    dataset_kind: str,
+    data_path: str,
+    model_path: str,
+    run_metrics_path: str,
+    out_points: str,
+    out_metrics: str,
+) -> dict:
+    """Covariance analysis of one run: the flow's local covariance against kNN and closed forms."""
+    tr = Trained.load(data_path, model_path, run_metrics_path)
+    data, run, flow, lam, d = tr.data, tr.run, tr.flow, tr.lam, tr.d
+    n = n_points(cfg, d, len(data["x_valid"]))
+    x = data["x_valid"][:n]
+    J = tr.jacobians(x)[1].double()
+    s = torch.linalg.svdvals(J).numpy()
+    rows: dict[str, np.ndarray] = {
+        "point": np.arange(n),
+        "c": data["c_valid"][:n],
+        "smax": s[:, 0],
+        "smin": s[:, -1],
+        "logdet": np.log(s).sum(1),
+    }
+    metrics = {
+        "run": run["run"],
+        "status": run["status"],
+        "lam": lam,
+        "n_points": n,
+        "d": d,
+        "smax_median": median(s[:, 0]),
+        "smin_median": median(s[:, -1]),
+        "cond_median": median(s[:, 0] / s[:, -1]),
+    }
+    if d <= HIGHDIM:
+        cov_flow = flow_local_cov(J).numpy()
+        cov_knn = knn_local_cov(data["x_train"], x, cfg["knn_k"])
+        for i in range(d):
+            rows[f"x{i}"] = x[:, i]
+        rows["relerr_knn"] = rel_frobenius(cov_flow, cov_knn)
+        rows["lead_angle_knn_deg"] = leading_angle_deg(cov_flow, cov_knn)
+        metrics["relerr_knn_median"] = median(rows["relerr_knn"])
+        metrics["lead_angle_knn_deg_median"] = median(rows["lead_angle_knn_deg"])
+        k = INTRINSIC_DIM.get(dataset_kind)
+        if k is not None and k < d:
+            rows["tangent_angle_knn_deg"] = subspace_angle_deg(cov_flow, cov_knn, k)
+            metrics["tangent_angle_knn_deg_median"] = median(rows["tangent_angle_knn_deg"])
+            metrics["intrinsic_dim_true"] = k
+        if "tangent_valid" in data:  # the exact oracle: analytic tangent spaces (docs/theory.md §2.3)
+            _manifold_oracle(rows, metrics, J.numpy(), data, x, n, lam, cfg["knn_k"])
+        if d <= 3:  # full matrices for the ellipse figure
+            for i in range(d):
+                for j in range(d):
+                    rows[f"cov_flow_{i}{j}"] = cov_flow[:, i, j]
+                    rows[f"cov_knn_{i}{j}"] = cov_knn[:, i, j]
+        for lab, cov in (("flow", cov_flow), ("knn", cov_knn)):
+            eig = np.linalg.eigvalsh(cov)[:, ::-1]
+            for j in range(d):
+                rows[f"eig_{lab}_{j}"] = eig[:, j]
+        if data["oracle_cov"].size:
+            target = shrunk_oracle(data["x_train"], lam)
+            rows["relerr_oracle"] = rel_frobenius(cov_flow, target[None])
+            metrics["relerr_oracle_median"] = median(rows["relerr_oracle"])
+            metrics["relerr_oracle_max"] = float(np.max(rows["relerr_oracle"]))
+            metrics["relerr_oracle_unshrunk_median"] = median(
+                rel_frobenius(cov_flow, shrunk_oracle(data["x_train"], 0.0)[None])
+            )
+    if tr.kind == "linear":
+        W = flow.weight_matrices()[0].detach().double().numpy()
+        for label, lam_ref in (("", lam), ("_unshrunk", 0.0)):
+            cov = shrunk_oracle(data["x_train"], lam_ref)
+            # a singular covariance (degenerate data, λ = 0) has no inverse to compare with
+            singular = np.linalg.cond(cov) > 1 / np.finfo(float).eps
+            metrics[f"wtw_relerr{label}"] = math.nan if singular else float(rel_frobenius(W.T @ W, np.linalg.inv(cov)))
+    storage.save_csv(out_points, pd.DataFrame(rows))
+    storage.save_json(out_metrics, metrics)
+    return metrics
+
+
+def _manifold_oracle(
+    rows: dict, metrics: dict, J: np.ndarray, data: dict, x: np.ndarray, n: int, lam: float, knn_k: int
+) -> None:
+    """The flow and the kNN estimate against the manifold's analytic tangent spaces, and the flow's
+    normal-direction local std against the first-order prediction √(σ² + λ) (docs/theory.md §2.5).
+    Only what a nonlinear flow's optimum pins down is compared: subspaces and normal scales, never
+    JᵀJ within the tangent space."""
+    tangent = data["tangent_valid"][:n]
+    noise = float(data["noise"]) if "noise" in data else 0.0
+    rows["tangent_angle_true_deg"] = oracles.tangent_angle_deg(J, tangent)
+    rows["knn_tangent_angle_true_deg"] = oracles.knn_tangent_angle_deg(data["x_train"], x, tangent, knn_k)
+    normal = oracles.normal_std(J, tangent)
+    rows["normal_std"] = np.sqrt((normal**2).mean(-1))  # RMS over the normal directions
+    pred = oracles.predicted_normal_std(lam, noise)
+    metrics.update(
+        noise=noise,
+        intrinsic_dim_true=int(tangent.shape[2]),
+        tangent_angle_true_deg_median=median(rows["tangent_angle_true_deg"]),
+        knn_tangent_angle_true_deg_median=median(rows["knn_tangent_angle_true_deg"]),
+        normal_std_median=median(rows["normal_std"]),
+        normal_std_predicted=pred,
+        normal_std_ratio=median(rows["normal_std"]) / pred if pred > 0 else math.nan,
+    )
