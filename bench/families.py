@@ -1,4 +1,4 @@
-"""Flow families against exact oracles on manifolds with ground truth (``python bench/families.py``).
+"""Flow families against exact oracles on manifolds with ground truth (``python -m bench.families``).
 
 One process, one torch thread. Two parts; results are printed and written as JSON to
 ``benchmarks/families.json`` (or ``--out``):
@@ -11,6 +11,8 @@ One process, one torch thread. Two parts; results are printed and written as JSO
     noiseless manifolds; at checkpoint epochs the validation NLL, the median angle between the flow's
     top-k local-covariance eigenspace and the analytic tangent space, the kNN (k = 30) baseline's
     angle to the same oracle, and the median normal std against √λ (docs/theory.md §2.3–§2.5).
+
+The results and their reading are in docs/findings-flow-families.md.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flowtheory import manifolds, oracles
-from flowtheory.covariance import jacobians
-from flowtheory.flows import Bijector, Coupling, build_flow
-from flowtheory.stabilizers import Stabilizer
-from flowtheory.training import TrainConfig, make_optimizer, train
+from flowtheory.datasets import manifolds
+from flowtheory.science import oracles
+from flowtheory.science.covariance import jacobians
+from flowtheory.science.flows import Bijector, Coupling, build_flow
+from flowtheory.science.stabilizers import Stabilizer
+from flowtheory.science.training import TrainConfig, make_optimizer, train
 
 BATCH = 200
 LAM = 0.01
@@ -141,8 +144,9 @@ def train_one(data_name: str, flow_name: str, epochs: list[int], seed: int = 0) 
         print(f"  {data_name} {flow_name} epoch {epoch}: {rows[epoch]}", flush=True)
 
     t0 = time.perf_counter()
-    result = train(flow, x_train, x_valid, stab, TrainConfig(epochs=max(epochs), diagnostics_every=10**6),
-                   seed=seed + 1, log=log)
+    result = train(
+        flow, x_train, x_valid, stab, TrainConfig(epochs=max(epochs), diagnostics_every=10**6), seed=seed + 1, log=log
+    )
     wall = time.perf_counter() - t0 - hook_s
     for row in result.history:
         if row["epoch"] in rows:
@@ -169,8 +173,12 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    info = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch_threads": 1,
-            "torch": torch.__version__}
+    info = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": 1,
+        "torch": torch.__version__,
+    }
     if args.part == "timing":
         out = {"info": info, "timing_ms": timing(args.steps, rounds=10)}
     else:
