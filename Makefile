@@ -6,10 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+REV ?= HEAD
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup reproduce test test-data bench report dvc.yaml checkout pull lock lint clean-venv
+.PHONY: setup reproduce verify test test-data bench report dvc.yaml checkout pull lock lint clean-venv
 
 setup: $(STAMP)  ## create .venv with the pinned environment (idempotent, fast when done)
 
@@ -21,6 +22,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 reproduce: setup  ## set up, then run the whole pipeline (snakemake --cores all)
 	source $(BIN)/activate && snakemake --cores $(CORES)
+
+verify: setup  ## did I reproduce it? compare the results here with those committed at REV (default HEAD)
+	$(BIN)/python -m flowtheory.pipeline.verify --rev $(REV)
 
 test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian package; root only)
 	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \

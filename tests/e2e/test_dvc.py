@@ -1,9 +1,12 @@
 """DVC as the ledger of the tiny run, on private copies of it: `dvc repro` of a finished run and
 after a param edit, `dvc exp run -S`, restoring the results of an older commit (`make checkout`),
-and sharing results through a DVC remote (`make pull` in a fresh clone)."""
+sharing results through a DVC remote (`make pull` in a fresh clone), and comparing two commits'
+curves with `dvc plots diff`."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from flowtheory.pipeline.config import runs
-from flowtheory.pipeline.paths import MODEL
+from flowtheory.pipeline.paths import MODEL, TRAIN_HISTORY
 from pipeline_project import commit_all, git, output_hashes, pending_jobs, sh, snakemake
 
 LAM = "stabilizers.{}.lam"
@@ -151,3 +154,39 @@ def test_results_pushed_to_a_remote_are_pulled_byte_identical_into_a_fresh_clone
     assert pulled.keys() == original.keys()
     assert [k for k in original if original[k] != pulled[k]] == []
     shutil.rmtree(fresh / ".dvc" / "cache", ignore_errors=True)  # keep tmp small
+
+
+def test_dvc_plots_diff_draws_each_run_once_per_commit(clone_run, tmp_path):
+    """`dvc plots diff HEAD~1 HEAD` (README): every run's NLL curves for both commits, told apart by
+    the dash; only the run that changed differs."""
+    project = clone_run
+    commit_all(project, "tiny run")
+    path = project / TRAIN_HISTORY
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    changed = ("gaussian_linear", "none", "0")
+    for r in rows:
+        if (r["experiment"], r["stabilizer"], r["seed"]) == changed:
+            r["train_nll"] = str(float(r["train_nll"]) + 0.5)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue())
+    commit_all(project, "one run's NLL moved")
+
+    shown = json.loads(sh(["dvc", "plots", "diff", "HEAD~1", "HEAD", "--json"], project).stdout)["data"]
+    values = shown["nll"][0]["content"]["data"]["values"]
+    runs = {(r["experiment"], r["stabilizer"], r["seed"]) for r in rows}
+    lines = {(v["rev"], v["experiment"], v["stabilizer"], v["seed"], v["field"]) for v in values}
+    assert lines == {(rev, *run, f) for rev in ("HEAD~1", "HEAD") for run in runs for f in ("train_nll", "valid_nll")}
+    curves: dict = {}
+    for v in values:
+        curves.setdefault((v["experiment"], v["stabilizer"], v["seed"], v["field"]), {}).setdefault(
+            v["rev"], []
+        ).append(v["dvc_inferred_y_value"])
+    moved = {k for k, by_rev in curves.items() if by_rev["HEAD~1"] != by_rev["HEAD"]}
+    assert moved == {(*changed, "train_nll")}
+
+    sh(["dvc", "plots", "diff", "HEAD~1", "HEAD", "-o", str(tmp_path / "plots")], project)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "Training and validation NLL per epoch, one line per run" in html and '"strokeDash"' in html
