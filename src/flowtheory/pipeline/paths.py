@@ -126,6 +126,7 @@ STAGES: dict[str, Stage] = {
                 *_COMMON,
                 "datasets/__init__.py",
                 "datasets/build.py",
+                "datasets/manifolds.py",
                 "datasets/mnist.py",
                 "datasets/spec.py",
                 "datasets/toys.py",
@@ -157,7 +158,7 @@ STAGES: dict[str, Stage] = {
             metrics=[ANALYSIS_SUMMARY],
             upstream=["results/data", "results/runs"],
             scripts=["workflow/scripts/analysis.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, *_LOAD_RUN, "stages/analysis.py", "stages/summarize.py"],
+            modules=[*_COMMON, *_LOAD_RUN, "science/oracles.py", "stages/analysis.py", "stages/summarize.py"],
         ),
         Stage(
             name="components",
