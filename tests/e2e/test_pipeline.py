@@ -118,13 +118,13 @@ def test_changing_one_strength_reruns_only_its_runs_and_downstream(clone_run):
 
 
 def test_editing_a_package_module_reruns_the_rules_that_import_it(clone_run):
-    module = clone_run / "src" / "flowtheory" / "flows.py"
+    module = clone_run / "src" / "flowtheory" / "science" / "flows.py"
     module.write_text(module.read_text() + "\n# an edit\n")
     jobs = _changed(clone_run)
     n_runs = len(list((clone_run / "results" / "runs").glob("*/*/seed*/model.pt")))
     assert jobs["train"] == n_runs
     assert "data" not in jobs
-    datasets = clone_run / "src" / "flowtheory" / "datasets.py"
+    datasets = clone_run / "src" / "flowtheory" / "datasets" / "toys.py"
     module.write_text(module.read_text().removesuffix("\n# an edit\n"))
     shutil.copystat(datasets, module)  # back to an old mtime and the original content
     datasets.write_text(datasets.read_text() + "\n# an edit\n")
