@@ -24,7 +24,13 @@ K_LOCAL = 15
 TANGENT_SHARE = 0.99
 
 SPECS = {
-    "gaussian": {"kind": "gaussian", "n_train": 2000, "n_valid": 10, "mean": [1.0, -1.0], "cov": [[2.0, 1.2], [1.2, 1.0]]},
+    "gaussian": {
+        "kind": "gaussian",
+        "n_train": 2000,
+        "n_valid": 10,
+        "mean": [1.0, -1.0],
+        "cov": [[2.0, 1.2], [1.2, 1.0]],
+    },
     "gaussian_singular_3d": {
         "kind": "gaussian",
         "n_train": 2000,

@@ -290,7 +290,15 @@ def test_paper_map_thresholds_and_no_experiment_names():
     assert extra["linear_components_pca"][0] == 0.02 and extra["mnist_spectrum_decay"][2] == 0.5
     assert all(extra[f"regularized_stable_{k}"][1] == 3.0 for k in ("weight", "jacobian", "noise"))
     text = (ROOT / "paper_map.yaml").read_text() + (ROOT / "src/flowtheory/stages/claims.py").read_text()
-    for name in ("gaussian_linear", "line_linear", "scurve_mlp", "circle_mlp", "swissroll_mlp", "scurve_sweep", "mnist_mlp"):
+    for name in (
+        "gaussian_linear",
+        "line_linear",
+        "scurve_mlp",
+        "circle_mlp",
+        "swissroll_mlp",
+        "scurve_sweep",
+        "mnist_mlp",
+    ):
         assert name not in text, f"experiment name {name!r} in paper_map.yaml or claims.py"
 
 
