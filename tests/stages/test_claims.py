@@ -234,7 +234,7 @@ def test_markdown_has_claims_then_claim_by_experiment():
     assert "1 of 3 claims pass, 1 fail, 1 not applicable" in head
     assert "| `dim` | a | jacobian_1e-2 | 2 | 2 | PASS |" in per
     assert "| `dim` | b | jacobian_1e-2 | 2 | 1 | FAIL |" in per
-    assert "| `mnist` | — | — | n/a | 0.05 | N/A: no experiment of this kind in this config |" in per
+    assert "`mnist`" not in per, "an N/A claim has no per-experiment row"
 
 
 def test_metrics_are_flat_per_claim_and_experiment():
