@@ -51,13 +51,13 @@ def row(ax, exp):
     else:  # the data on its (up to) two leading PCA axes, which are then the plot's axes
         ax[0].scatter(*figures.first_two(scores).T, s=2, alpha=0.3)
         arrows = zip(evals[:2], np.eye(2)[: min(d, 2)], strict=True)
-        ax[0].set(title=f"{exp}: centred data, leading PCA axes (d = {d})", aspect="equal")
+        ax[0].set(title=f"{exp}: centred data, leading PCA axes (d = {d})", aspect="equal" if d > 1 else "auto")
     for val, vec in arrows:
         ax[0].annotate(
             "", xy=np.sqrt(val) * vec * 2, xytext=(0, 0), arrowprops={"arrowstyle": "->", "lw": 2, "color": "C3"}
         )
     ax[1].scatter(*figures.first_two(r["y"]).T, s=2, alpha=0.3, color="C1")
-    ax[1].set(title=f"latents y = f(x) ({key[1]}, seed {key[2]})", aspect="equal")
+    ax[1].set(title=f"latents y = f(x) ({key[1]}, seed {key[2]})", aspect="equal" if d > 1 else "auto")
     n_comp = min(d, r["yhat"].shape[1])
     for k in range(n_comp):
         sign = _sign(r["yhat"][:, k], scores[:, k])

@@ -1,4 +1,4 @@
-"""The components stage's job: the authors' un-whitened components (paper.md §3) at training
+"""The components stage's job: the authors' un-whitened components (docs/theory.md §3) at training
 points, sign-aligned, with PCA comparisons and the intrinsic dimension
 (``workflow/scripts/components.py``)."""
 
@@ -24,7 +24,7 @@ HIGHDIM_COMPONENTS = 16
 def run(
     cfg: dict, data_path: str, model_path: str, run_metrics_path: str, out_npz: str, out_csv: str, out_metrics: str
 ) -> dict:
-    """Un-whitened components of one run (paper.md §3), sign-aligned, with PCA comparisons."""
+    """Un-whitened components of one run (docs/theory.md §3), sign-aligned, with PCA comparisons."""
     tr = Trained.load(data_path, model_path, run_metrics_path)
     data, run, lam, d = tr.data, tr.run, tr.lam, tr.d
     n = n_points(cfg, d, len(data["x_train"]))
