@@ -223,7 +223,12 @@ def test_overall_measured_is_the_worst_failing_experiment():
     summaries = _summaries(growth_a=0.2)
     summaries["train_summary"]["d"] = {"none": {"seed0": _train(growth=0.01)}}
     r = {r["id"]: r for r in evaluate(PAPER_MAP, summaries, table)}["diverge"]
-    assert r["failed"] == ["d"] and r["measured"] == 0.01
+    assert r["failed"] == ["d"] and r["measured"] == 0.01 and r["measured_experiment"] == "d"
+    summaries["train_summary"]["d"]["none"]["seed0"]["smax_rel_growth"] = 0.3
+    r = {r["id"]: r for r in evaluate(PAPER_MAP, summaries, table)}["diverge"]
+    assert r["failed"] == [] and r["measured"] == 0.2 and r["measured_experiment"] == "a", "all pass: the least growth"
+    assert "| `diverge` | diverges | fig_b_training |" in render_markdown([r])
+    assert "| 0.2 (a) | 0.05 | PASS |" in render_markdown([r])
 
 
 def test_markdown_has_claims_then_claim_by_experiment():

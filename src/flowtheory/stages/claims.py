@@ -209,21 +209,22 @@ def _runs(summary: dict, experiment: str, stabilizers: list[str]) -> Runs:
     }
 
 
-def _overall(check: Check, results: dict[str, dict]) -> tuple[str, float | None, list[str]]:
-    """The claim's verdict, measured value (the worst experiment's, among the failing ones if any)
-    and failing experiments."""
+def _overall(check: Check, results: dict[str, dict]) -> tuple[str, float | None, str | None, list[str]]:
+    """The claim's verdict, measured value and the experiment it comes from (the worst experiment,
+    among the failing ones if any; a missing value is the worst), and the failing experiments."""
     if not results:
-        return NA, None, []
+        return NA, None, None, []
     failed = [e for e, r in results.items() if r["verdict"] != PASS]
-    pool = [results[e]["measured"] for e in (failed or list(results)) if results[e]["measured"] is not None]
+    pool = [e for e in (failed or list(results)) if results[e]["measured"] is not None]
     if not pool:
-        measured = None
-    elif check.worst is None:
-        measured = pool[0]
+        return (FAIL if failed else PASS), None, None, failed
+    values = {e: results[e]["measured"] for e in pool}
+    missing = [e for e, v in values.items() if math.isnan(v)]
+    if missing or check.worst is None:
+        worst = (missing or pool)[0]
     else:
-        finite = [v for v in pool if not math.isnan(v)]
-        measured = math.nan if len(finite) < len(pool) else (max(pool) if check.worst == "max" else min(pool))
-    return (FAIL if failed else PASS), measured, failed
+        worst = (max if check.worst == "max" else min)(pool, key=values.get)
+    return (FAIL if failed else PASS), values[worst], worst, failed
 
 
 def evaluate(paper_map: dict, summaries: dict[str, dict], experiments: dict[str, dict]) -> list[dict]:
@@ -263,7 +264,7 @@ def evaluate(paper_map: dict, summaries: dict[str, dict], experiments: dict[str,
                 "n_runs": len(runs),
                 "detail": detail,
             }
-        verdict, measured, failed = _overall(check, results)
+        verdict, measured, worst, failed = _overall(check, results)
         record = {
             k: entry.get(k)
             for k in ("id", "claim", "paper_claim", "figure", "rule", "threshold", "justification", "settings")
@@ -274,6 +275,7 @@ def evaluate(paper_map: dict, summaries: dict[str, dict], experiments: dict[str,
             verdict=verdict,
             passed=None if verdict == NA else verdict == PASS,
             measured=measured,
+            measured_experiment=worst,
             failed=failed,
             experiments=results,
         )
@@ -319,8 +321,11 @@ def render_markdown(records: list[dict]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in records:
+        measured = _fmt(r["measured"])
+        if len(r["experiments"]) > 1 and r["measured_experiment"]:
+            measured += f" ({r['measured_experiment']})"
         lines.append(
-            f"| `{r['id']}` | {r['claim']} | {r['figure']} | {r['applies_to_text']} | {_fmt(r['measured'])} | "
+            f"| `{r['id']}` | {r['claim']} | {r['figure']} | {r['applies_to_text']} | {measured} | "
             f"{_fmt(r['threshold'])} | {_result(r)} |"
         )
     counts = {v: sum(r["verdict"] == v for r in records) for v in (PASS, FAIL, NA)}
