@@ -39,8 +39,9 @@ def sh(
     return proc
 
 
-def make_project(dst: Path) -> Path:
-    """Copies the tracked files to ``dst`` (tiny config as default) and makes it a git+DVC repo."""
+def make_project(dst: Path, config: str | Path = "config/ci.yaml") -> Path:
+    """Copies the tracked files to ``dst`` with ``config`` (a path relative to the repository, or
+    absolute; the tiny config unless told) as its default config, and makes it a git+DVC repo."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
         src = ROOT / f
@@ -48,8 +49,8 @@ def make_project(dst: Path) -> Path:
             continue
         (dst / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst / f)
-    # the tiny config becomes the default, so DVC's params and the onsuccess commit see it
-    shutil.copy2(dst / "config" / "ci.yaml", dst / "config" / "config.yaml")
+    # the tiny (or given) config becomes the default, so DVC's params and the onsuccess commit see it
+    shutil.copy2(ROOT / config, dst / "config" / "config.yaml")
     # committed results of the paper-scale run must not leak into the tiny run
     for p in ("results", "metrics", "plots", "dvc.lock"):
         target = dst / p

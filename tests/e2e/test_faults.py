@@ -203,6 +203,17 @@ def _set_device_cuda(project: Path, _tmp: Path) -> None:
     _edit_config(project, lambda c: c.update(device="cuda"))
 
 
+def _raise_in_notebook(name: str, message: str) -> Callable[[Path, Path], None]:
+    """Makes notebook ``name`` raise right after it has its context (its inputs are fine)."""
+
+    def breaks(project: Path, _tmp: Path) -> None:
+        path = project / "workflow" / "notebooks" / f"{name}.py"
+        line = f'smk = figures.context(globals(), "{name}")\n'
+        path.write_text(path.read_text().replace(line, line + f"raise ValueError({message!r})\n", 1))
+
+    return breaks
+
+
 def _remove(relpath: str) -> Callable[[Path, Path], None]:
     def breaks(project: Path, _tmp: Path) -> None:
         (project / relpath).unlink()
@@ -343,6 +354,14 @@ CASES = [
         args=["-n"],
     ),
     Case(
+        "figure-notebook-raises",
+        _raise_in_notebook("fig_sweep", "a broken figure notebook"),
+        ["results/figures/fig_sweep.png"],
+        ["a broken figure notebook", "traceback in logs/figures/fig_sweep.log"],
+        "fig_sweep",
+        ["results/figures/fig_sweep.png", "results/figures/fig_sweep.pdf"],
+    ),
+    Case(
         "config-not-yaml",
         _write("config/config.yaml", b"seeds: [0\ntrain: {lr: 1\n"),
         [],
@@ -385,6 +404,9 @@ def test_bad_input_stops_with_one_clear_message(clone_run, tmp_path, case):
     for out in case.gone:
         assert not (project / out).exists(), f"{out} survived the failed job"
     assert not [p for p in project.rglob("*.tmp") if ".snakemake" not in p.parts]
+    if case.name == "figure-notebook-raises":  # the notebook's traceback is in its log
+        log = (project / "logs" / "figures" / "fig_sweep.log").read_text()
+        assert "Traceback" in log and "ValueError: a broken figure notebook" in log, log
 
 
 def _snakemake_configfile(project: Path, content: bytes, tmp_path: Path) -> subprocess.CompletedProcess:

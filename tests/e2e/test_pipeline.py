@@ -15,16 +15,18 @@ import yaml
 from flowtheory.pipeline.paths import NOTEBOOKS, stage_targets
 from pipeline_project import dry_run_jobs, make_project, sh, snakemake
 
-#: claims that must hold even at the tiny scale (the linear and degenerate ones)
+#: (claim, experiment) pairs that must hold even at the tiny scale (the linear and degenerate ones)
 MUST_PASS_TINY = [
-    "linear_whitening",
-    "linear_components_pca",
-    "shrinkage_closed_form",
-    "noise_equals_tikhonov",
-    "degenerate_diverges",
-    "regularized_stable",
+    ("linear_whitening", "gaussian_linear"),
+    ("linear_components_pca", "gaussian_linear"),
+    ("shrinkage_closed_form", "gaussian_linear"),
+    ("noise_equals_tikhonov", "gaussian_linear"),
+    ("degenerate_diverges", "line_linear"),
+    ("regularized_stable_weight", "line_linear"),
+    ("regularized_stable_noise", "line_linear"),
+    ("regularized_stable_jacobian", "scurve_mlp"),
 ]
-CLAIM_FIELDS = {"id", "claim", "passed", "measured", "threshold"}
+CLAIM_FIELDS = {"id", "claim", "verdict", "passed", "measured", "threshold", "applies_to", "experiments"}
 
 
 def _config(project: Path) -> dict:
@@ -54,25 +56,45 @@ def test_figures_are_images_and_tables_have_rows(ci_run):
 
 
 def test_claims_file_is_complete_and_well_formed(ci_run):
+    """Every claim applies to some experiment of the tiny config (it has every kind), and each gets
+    an overall verdict and one per experiment, in claims.json, claims.md and metrics/claims.json."""
     project, _ = ci_run
     records = json.loads((project / "results" / "claims.json").read_text())
     paper_map = yaml.safe_load((project / "paper_map.yaml").read_text())
     assert [r["id"] for r in records] == [c["id"] for c in paper_map["claims"]]
+    metrics = json.loads((project / "metrics" / "claims.json").read_text())
+    md = (project / "results" / "claims.md").read_text()
+    head, per_experiment = md.split("### Per experiment")
     for r in records:
         assert CLAIM_FIELDS <= set(r), r["id"]
-        assert isinstance(r["passed"], bool)
-        assert r["passed"] is False or r["measured"] is not None
-    md = (project / "results" / "claims.md").read_text()
-    for r in records:
-        assert f"`{r['id']}`" in md
+        assert r["verdict"] in ("PASS", "FAIL") and r["experiments"], r["id"]
+        assert r["passed"] is (r["verdict"] == "PASS")
+        assert r["passed"] == all(e["passed"] for e in r["experiments"].values())
+        assert sorted(r["failed"]) == sorted(e for e, res in r["experiments"].items() if not res["passed"])
+        assert f"| `{r['id']}` |" in head
+        assert metrics[r["id"]]["passed"] == r["passed"]
+        for exp, res in r["experiments"].items():
+            assert res["verdict"] in ("PASS", "FAIL") and res["measured"] is not None, (r["id"], exp)
+            assert f"| `{r['id']}` | {exp} |" in per_experiment
+            assert metrics[r["id"]]["experiments"][exp] == {"passed": res["passed"], "measured": res["measured"]}
 
 
-@pytest.mark.parametrize("claim", MUST_PASS_TINY)
-def test_tiny_scale_claims_pass(ci_run, claim):
+@pytest.mark.parametrize("claim,experiment", MUST_PASS_TINY)
+def test_tiny_scale_claims_pass(ci_run, claim, experiment):
     project, _ = ci_run
     records = {r["id"]: r for r in json.loads((project / "results" / "claims.json").read_text())}
-    r = records[claim]
-    assert r["passed"], f"{claim}: measured {r['measured']} vs threshold {r['threshold']}: {r['detail']}"
+    r = records[claim]["experiments"][experiment]
+    assert r["passed"], (
+        f"{claim} on {experiment}: measured {r['measured']} vs threshold {r['threshold']}: {r['detail']}"
+    )
+
+
+def test_readme_shows_both_claims_tables(ci_run):
+    project, _ = ci_run
+    readme = (project / "README.md").read_text()
+    block = readme.split("<!-- claims:begin -->")[1].split("<!-- claims:end -->")[0]
+    assert "| id | paper claim |" in block and "### Per experiment" in block
+    assert "| `linear_whitening` | gaussian_linear |" in block
 
 
 def test_second_run_has_nothing_to_do_and_dvc_is_clean(ci_run):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from flowtheory.pipeline.config import ConfigError, check, check_input_files, input_files, load
+from flowtheory.pipeline.config import NAME_PATTERN, ConfigError, check, check_input_files, input_files, load
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,15 @@ BAD = [
     ("data.datasets.mnist.n_train", -5, ["data.datasets.mnist.n_train", "minimum"]),
     ("device", "tpu", ["device", "tpu"]),
     ("analysis", _DELETE, ["analysis"]),
+    # data sets their kind cannot describe (datasets/truth.py)
+    ("data.datasets.gaussian.noise", 0.1, ["data.datasets.gaussian", "'gaussian' takes no 'noise'"]),
+    ("data.datasets.gaussian.cov", [[1.0]], ["data.datasets.gaussian", "d × d cov"]),
+    # more neighbours than points: knn among the training points, alignment among the extracted ones
+    ("analysis.knn_k", 700, ["analysis.knn_k", "'circle' has only 600 training points", "knn_k ≤ 600"]),
+    ("components.align_k", 300, ["components.align_k", "'gaussian' gives only 300 extracted points", "≤ 299"]),
+    # names are path components
+    ("experiments.scurve_mlp.dataset", "../scurve", ["experiments.scurve_mlp.dataset", "'../scurve'", "path"]),
+    ("experiments.scurve_mlp.stabilizers", ["none", "a/b"], ["experiments.scurve_mlp.stabilizers.1", "'a/b'"]),
 ]
 
 
@@ -73,6 +82,44 @@ def test_bad_config_names_the_key(ci, key, value, words):
     assert "\n" not in msg.strip(), "one message, one line"
     for word in words:
         assert word in msg, f"{word!r} not in {msg!r}"
+
+
+@pytest.mark.parametrize("section", ["experiments", "data.datasets", "flows", "stabilizers"])
+@pytest.mark.parametrize("name", ["a/b", "..", ".hidden", "-x", "a b", "ü"])
+def test_names_must_be_path_components(ci, section, name):
+    cfg = copy.deepcopy(ci)
+    node = cfg
+    for k in section.split("."):
+        node = node[k]
+    node[name] = next(iter(node.values()))
+    with pytest.raises(ConfigError) as err:
+        check(cfg)
+    msg = str(err.value)
+    assert f"invalid config: {section}: name {name!r} is not allowed" in msg, msg
+    assert "no '/'" in msg and "\n" not in msg
+
+
+def test_name_pattern_is_the_schemas(root):
+    schema = yaml.safe_load((root / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["$defs"]["name"]["pattern"] == NAME_PATTERN
+
+
+def test_neighbour_counts_skip_high_dimensional_data(ci):
+    """Above HIGHDIM dimensions neither kNN runs, so MNIST alone accepts any knn_k and align_k."""
+    cfg = copy.deepcopy(ci)
+    cfg["experiments"] = {"mnist_mlp": cfg["experiments"]["mnist_mlp"]}
+    cfg["analysis"]["knn_k"] = cfg["components"]["align_k"] = 10_000
+    check(cfg)
+
+
+def test_align_k_counts_the_extracted_points(ci):
+    cfg = copy.deepcopy(ci)
+    cfg["components"]["n_points"] = 5000  # more than any data set: the training set caps it
+    cfg["components"]["align_k"] = 599
+    check(cfg)  # circle: 600 extracted points, 599 neighbours besides the point itself
+    cfg["components"]["align_k"] = 600
+    with pytest.raises(ConfigError, match=r"components\.align_k: 600 .*'circle' gives only 600 extracted points"):
+        check(cfg)
 
 
 def test_weight_penalty_needs_square_matrices(ci):

@@ -8,9 +8,11 @@
 
 # %% [markdown]
 # # Figure C: S-curve, whitened latents vs un-whitened components (paper claim 5)
-# Points coloured by the curve parameter t. Whitened latents y have unit variance in every
-# direction (the normal direction is inflated); the un-whitened components ŷ put the two manifold
-# directions first, with the third (normal) component near zero.
+# One row per run (the lowest seed) of each experiment with a nonlinear flow on the S-curve that is
+# not a strength sweep (selected by these properties, `paths.NOTEBOOK_SHOWS`); points coloured by
+# the curve parameter t. Whitened latents y have unit variance in every direction (the normal
+# direction is inflated); the un-whitened components ŷ put the two manifold directions first, with
+# the third (normal) component near zero.
 
 # %%
 import matplotlib.pyplot as plt
@@ -18,25 +20,37 @@ import matplotlib.pyplot as plt
 from flowtheory.stages import figures
 
 smk = figures.context(globals(), "fig_c_scurve")
+shown = smk.params.experiments
 runs = figures.load_runs(smk.input.components, "components")
-stabs = sorted({k[1] for k in runs}, key=lambda s: (s != "none", s))
+# per experiment: the unregularized run first, then the stabilizers by name
+rows = [(e, s) for e, p in shown.items() for s in sorted(p["runs"], key=lambda s: (s != "none", s))]
 
-# %%
-fig, axes = plt.subplots(len(stabs), 4, figsize=(15, 3.3 * len(stabs)), squeeze=False)
-for i, stab in enumerate(stabs):
-    key = min(k for k in runs if k[1] == stab)
+
+def row(ax, exp, stab):
+    key = min(k for k in runs if k[:2] == (exp, stab))
     r = runs[key]
     c = r["c"]
-    axes[i, 0].scatter(r["x"][:, 0], r["x"][:, 2], c=c, s=2, cmap="viridis")
-    axes[i, 0].set(title=f"data (x₁, x₃), {stab}", aspect="equal")
-    axes[i, 1].scatter(r["y"][:, 0], r["y"][:, 1], c=c, s=2, cmap="viridis")
-    axes[i, 1].set(title="whitened latents y₁, y₂")
-    axes[i, 2].scatter(r["yhat"][:, 0], r["yhat"][:, 1], c=c, s=2, cmap="viridis")
-    axes[i, 2].set(title="un-whitened ŷ₁, ŷ₂")
+    xy, (a, b) = figures.plane(r["x"])
+    ax[0].scatter(*xy.T, c=c, s=2, cmap="viridis")
+    ax[0].set(title=f"data ({a}, {b}), {stab}" + (f" [{exp}]" if len(shown) > 1 else ""), aspect="equal")
+    ax[1].scatter(*figures.first_two(r["y"]).T, c=c, s=2, cmap="viridis")
+    ax[1].set(title="whitened latents y₁, y₂")
+    ax[2].scatter(*figures.first_two(r["yhat"]).T, c=c, s=2, cmap="viridis")
+    ax[2].set(title="un-whitened ŷ₁, ŷ₂")
     var_y, var_h = r["y"].var(0), r["yhat"].var(0)
-    axes[i, 3].bar([k - 0.2 for k in range(3)], var_y, width=0.4, label="whitened y")
-    axes[i, 3].bar([k + 0.2 for k in range(3)], var_h, width=0.4, label="un-whitened ŷ")
-    axes[i, 3].set(yscale="log", title="variance per component", xticks=range(3))
-    axes[i, 3].legend()
-fig.tight_layout()
+    n = len(var_h)
+    ax[3].bar([k - 0.2 for k in range(n)], var_y[:n], width=0.4, label="whitened y")
+    ax[3].bar([k + 0.2 for k in range(n)], var_h, width=0.4, label="un-whitened ŷ")
+    ax[3].set(yscale="log", title="variance per component", xticks=range(n))
+    ax[3].legend()
+
+
+# %%
+if rows:
+    fig, axes = plt.subplots(len(rows), 4, figsize=(15, 3.3 * len(rows)), squeeze=False)
+    for i, (exp, stab) in enumerate(rows):
+        row(axes[i], exp, stab)
+    fig.tight_layout()
+else:
+    fig = figures.nothing("fig_c_scurve")
 figures.save(fig, smk.output.png, smk.output.pdf)

@@ -8,8 +8,8 @@
 
 # %% [markdown]
 # # Table F: train and validation NLL against stabilizer type and strength (paper claim 4)
-# Mean ± standard deviation over seeds of the final training and validation NLL, with how many
-# seeds diverged (non-finite) and the largest singular value of J_f at the end.
+# Every experiment: mean ± standard deviation over seeds of the final training and validation NLL,
+# with how many seeds diverged (non-finite) and the largest singular value of J_f at the end.
 
 # %%
 import pandas as pd
@@ -18,9 +18,12 @@ from flowtheory.pipeline import storage
 from flowtheory.stages import figures
 
 smk = figures.context(globals(), "table_f_nll")
+shown = smk.params.experiments
 summary = storage.load_json(smk.input.train_summary)
 rows = []
 for exp, stabs in summary.items():
+    if exp not in shown:
+        continue
     for stab, seeds in stabs.items():
         for seed, m in seeds.items():
             rows.append(
@@ -38,18 +41,21 @@ for exp, stabs in summary.items():
 df = pd.DataFrame(rows)
 
 # %%
-table = (
-    df.groupby(["experiment", "stabilizer", "lam"], sort=False)
-    .agg(
-        seeds=("seed", "count"),
-        diverged=("diverged", "sum"),
-        train_nll_mean=("train_nll", "mean"),
-        train_nll_std=("train_nll", "std"),
-        valid_nll_mean=("valid_nll", "mean"),
-        valid_nll_std=("valid_nll", "std"),
-        smax_mean=("smax", "mean"),
+if len(df):
+    table = (
+        df.groupby(["experiment", "stabilizer", "lam"], sort=False)
+        .agg(
+            seeds=("seed", "count"),
+            diverged=("diverged", "sum"),
+            train_nll_mean=("train_nll", "mean"),
+            train_nll_std=("train_nll", "std"),
+            valid_nll_mean=("valid_nll", "mean"),
+            valid_nll_std=("valid_nll", "std"),
+            smax_mean=("smax", "mean"),
+        )
+        .reset_index()
     )
-    .reset_index()
-)
+else:
+    table = figures.nothing_table("table_f_nll")
 storage.save_csv(smk.output.csv, table)
 storage.save_text(smk.output.md, table.to_markdown(index=False, floatfmt=".4g") + "\n")

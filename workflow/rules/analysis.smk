@@ -18,7 +18,7 @@ rule analysis:
         runtime=runtime_min,
     params:
         cfg=config["analysis"],
-        kind=dataset_kind,
+        intrinsic_dim=intrinsic_dim_of_run,
     script:
         "../scripts/analysis.py"
 

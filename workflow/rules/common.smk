@@ -3,6 +3,7 @@ import dataclasses
 from pathlib import Path
 
 from flowtheory.pipeline import config as ftconfig
+from flowtheory.pipeline import experiments as ftexperiments
 from flowtheory.pipeline import hooks
 from flowtheory.pipeline import paths
 
@@ -21,6 +22,10 @@ wildcard_constraints:
 
 
 CONDA_ENV = "../envs/pipeline.yaml"
+
+# Every experiment's properties (data set ground truth, flow family, stabilizers): what claims and
+# figures select experiments by (flowtheory.pipeline.experiments).
+EXPERIMENTS = ftexperiments.describe(config)
 
 
 def code(stage):
@@ -43,10 +48,9 @@ def data_of_run(wildcards):
     )
 
 
-def dataset_kind(wildcards):
-    return config["data"]["datasets"][
-        config["experiments"][wildcards.experiment]["dataset"]
-    ]["kind"]
+def intrinsic_dim_of_run(wildcards):
+    """The true intrinsic dimension of the run's data set (None when unknown)."""
+    return EXPERIMENTS[wildcards.experiment]["dataset"]["intrinsic_dim"]
 
 
 def run_spec(wildcards):
@@ -72,12 +76,12 @@ def runtime_min(wildcards):
     return 30 if is_highdim(wildcards) else 15
 
 
-def run_files(template, experiments=None):
-    return paths.run_files(template, config, experiments)
+def run_files(template):
+    return paths.run_files(template, config)
 
 
 def notebook_inputs(name):
-    """Stage summaries plus the per-run outputs of the experiments notebook `name` shows."""
+    """Stage summaries plus the per-run outputs of the runs notebook `name` shows."""
     if not Path(workflow.basedir, "workflow", "notebooks", f"{name}.py").is_file():
         raise WorkflowError(
             f"workflow/notebooks/{name}.py: figure notebook not found; "
@@ -88,6 +92,11 @@ def notebook_inputs(name):
         return {**paths.notebook_inputs(config, name), "code": code("figures")}
 
     return inputs
+
+
+def notebook_experiments(name):
+    """The experiments notebook `name` shows, selected by their properties, with those properties."""
+    return paths.notebook_experiments(config, name, EXPERIMENTS)
 
 
 def notebook_outputs(name):

@@ -7,7 +7,7 @@ jobs.run(
     snakemake,
     lambda log: analysis.run(
         dict(snakemake.params.cfg),
-        snakemake.params.kind,
+        snakemake.params.intrinsic_dim,
         snakemake.input.data,
         snakemake.input.model,
         snakemake.input.run_metrics,

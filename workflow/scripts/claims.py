@@ -1,4 +1,5 @@
-"""Rule ``claims``: every claim of the paper as an executable check (flowtheory.stages.claims, paper_map.yaml)."""
+"""Rule ``claims``: every claim of the paper as an executable check on every experiment it applies to
+(flowtheory.stages.claims, paper_map.yaml)."""
 
 from flowtheory.pipeline import jobs
 from flowtheory.stages import claims
@@ -8,6 +9,7 @@ jobs.run(
     lambda log: claims.write_claims(
         snakemake.input.paper_map,
         {k: snakemake.input[k] for k in claims.SUMMARY_KEYS},
+        dict(snakemake.params.experiments),
         snakemake.output.json,
         snakemake.output.md,
         snakemake.output.metrics,

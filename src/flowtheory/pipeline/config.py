@@ -1,8 +1,9 @@
 """Config validation with one clear message, and typed access to each run's settings.
 
-The schema (``workflow/schemas/config.schema.yaml``) checks keys, types and ranges; :func:`check`
-adds the cross-references the schema cannot express (an experiment naming an unknown data set,
-flow or stabilizer; a penalty that the flow does not support). Every error names the key.
+The schema (``workflow/schemas/config.schema.yaml``) checks keys, types, ranges and names (path
+components); :func:`check` adds what the schema cannot express (an experiment naming an unknown data
+set, flow or stabilizer; a penalty that the flow does not support; a data set its kind cannot
+describe; more neighbours than points). Every error names the key.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from flowtheory.datasets.truth import truth
 
 __all__ = [
     "ConfigError",
@@ -28,6 +31,8 @@ __all__ = [
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
+ALIGN_K = 10  # components.align_k when unset (flowtheory.stages.components)
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the schema's $defs.name: names are path components
 
 
 class ConfigError(ValueError):
@@ -51,6 +56,12 @@ def _message(err) -> str:
         return f"{where}: expected {err.validator_value}, got {err.instance!r}"
     if err.validator == "enum":
         return f"{where}: {err.instance!r} is not one of {err.validator_value}"
+    if err.validator == "pattern" and err.validator_value == NAME_PATTERN:
+        what = "name" if "propertyNames" in err.schema_path else "reference"
+        return (
+            f"{where}: {what} {err.instance!r} is not allowed: names are path components; expected letters, "
+            "digits, '_', '.' or '-', starting with a letter or digit (no '/', no '..')"
+        )
     return f"{where}: {err.message}"
 
 
@@ -92,7 +103,38 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
             raise ConfigError(f"invalid config: data.datasets.{name}: a gaussian needs 'mean' and 'cov'")
         if ds["kind"] == "mnist" and ds.get("source") == "idx" and not {"images", "labels"} <= set(ds):
             raise ConfigError(f"invalid config: data.datasets.{name}: source 'idx' needs 'images' and 'labels'")
+        try:
+            truth(ds)
+        except ValueError as e:
+            raise ConfigError(f"invalid config: data.datasets.{name}: {e}") from None
+    _check_neighbours(config)
     return config
+
+
+def _check_neighbours(config: dict) -> None:
+    """kNN counts against the points they search, for every data set an experiment uses with
+    d ≤ HIGHDIM (above it neither kNN runs): the analysis searches ``knn_k`` neighbours among the
+    training points; the components' sign alignment searches ``align_k`` among the extracted points
+    (``components.n_points`` of the training points), the point itself excluded."""
+    used = dict.fromkeys(exp["dataset"] for exp in config["experiments"].values())
+    for name in used:
+        ds = config["data"]["datasets"][name]
+        if truth(ds).d > HIGHDIM:
+            continue
+        knn_k = config["analysis"]["knn_k"]
+        if knn_k > ds["n_train"]:
+            raise ConfigError(
+                f"invalid config: analysis.knn_k: {knn_k} neighbours, but data set {name!r} has only "
+                f"{ds['n_train']} training points (data.datasets.{name}.n_train); expected knn_k ≤ {ds['n_train']}"
+            )
+        align_k = config["components"].get("align_k", ALIGN_K)
+        n = min(config["components"]["n_points"], ds["n_train"])
+        if align_k > n - 1:
+            raise ConfigError(
+                f"invalid config: components.align_k: {align_k} neighbours, but data set {name!r} gives only "
+                f"{n} extracted points (min of components.n_points and data.datasets.{name}.n_train); "
+                f"expected align_k ≤ {n - 1}"
+            )
 
 
 def input_files(config: dict) -> dict[str, list[str]]:

@@ -39,13 +39,14 @@ BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 
 
 def splice_readme(readme: Path, claims_md: Path) -> str:
-    """Copies the claims table of ``results/claims.md`` into the README between the markers."""
+    """Copies ``results/claims.md`` (less its title: the claims table and the claim × experiment
+    table) into the README between the markers."""
     if not (readme.exists() and claims_md.exists()):
         return "readme: nothing to update"
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         return "readme: no claims markers; left unchanged"
-    table = "\n".join(line for line in claims_md.read_text().splitlines() if not line.startswith("#")).strip()
+    table = "\n".join(line for line in claims_md.read_text().splitlines() if not line.startswith("# ")).strip()
     head, rest = text.split(BEGIN, 1)
     new = f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
     if new != text:

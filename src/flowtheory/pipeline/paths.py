@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowtheory.pipeline.config import runs
+from flowtheory.pipeline.experiments import describe, select
 
 __all__ = [
     "NOTEBOOKS",
+    "NOTEBOOK_SHOWS",
     "STAGES",
     "Stage",
+    "notebook_experiments",
     "notebook_inputs",
     "run_files",
     "run_paths",
@@ -59,20 +62,65 @@ NOTEBOOKS: dict[str, list[str]] = {
     "fig_e_mnist": [f"{FIGURES_DIR}/fig_e_mnist.png", f"{FIGURES_DIR}/fig_e_mnist.pdf"],
     "fig_covariance": [f"{FIGURES_DIR}/fig_covariance.png", f"{FIGURES_DIR}/fig_covariance.pdf"],
     "fig_sweep": [f"{FIGURES_DIR}/fig_sweep.png", f"{FIGURES_DIR}/fig_sweep.pdf"],
+    "fig_tangent": [f"{FIGURES_DIR}/fig_tangent.png", f"{FIGURES_DIR}/fig_tangent.pdf"],
+    "fig_shrinkage": [f"{FIGURES_DIR}/fig_shrinkage.png", f"{FIGURES_DIR}/fig_shrinkage.pdf"],
     "table_f_nll": [f"{TABLES_DIR}/table_f_nll.csv", f"{TABLES_DIR}/table_f_nll.md"],
 }
 
 
-#: which experiments' per-run outputs each notebook reads (beyond the stage summaries)
-NOTEBOOK_EXPERIMENTS: dict[str, list[str]] = {
-    "fig_a_linear": ["gaussian_linear"],
-    "fig_b_training": [],
-    "fig_c_scurve": ["scurve_mlp"],
-    "fig_d_toys": ["line_linear", "circle_mlp", "swissroll_mlp"],
-    "fig_e_mnist": ["mnist_mlp"],
-    "fig_covariance": ["scurve_mlp", "circle_mlp", "swissroll_mlp", "gaussian_linear"],
-    "fig_sweep": ["scurve_sweep"],
-    "table_f_nll": [],
+@dataclass(frozen=True)
+class Shows:
+    """Which experiments a notebook shows, by their properties (a selector, see
+    :mod:`flowtheory.pipeline.experiments`), in words, and which of their per-run outputs it reads
+    beyond the stage summaries (``components``: ``components.npz``; ``analysis``: ``points.csv``)."""
+
+    what: str
+    selector: dict | None
+    reads: tuple[str, ...] = ()
+
+
+#: what each notebook shows; the rule passes the selected experiments as ``params.experiments``
+#: and their per-run outputs as inputs, so the figure, its inputs and the DAG agree
+NOTEBOOK_SHOWS: dict[str, Shows] = {
+    "fig_a_linear": Shows(
+        "a linear flow on a Gaussian of known covariance",
+        {"dataset": {"known_cov": True}, "flow": {"linear": True}},
+        ("components",),
+    ),
+    "fig_b_training": Shows(
+        "training with and without stabilizers on degenerate data (an experiment with an unregularized run)",
+        {"dataset": {"degenerate": True}, "stabilizers": "none"},
+    ),
+    "fig_c_scurve": Shows(
+        "a nonlinear flow on the S-curve (not a strength sweep)",
+        {"dataset": {"kind": "scurve"}, "flow": {"linear": False}, "experiment": {"sweep": False}},
+        ("components",),
+    ),
+    "fig_d_toys": Shows(
+        "a flow on a toy manifold other than the S-curve (not a strength sweep)",
+        {"dataset": {"manifold": True, "kind": {"not": "scurve"}}, "experiment": {"sweep": False}},
+        ("components",),
+    ),
+    "fig_e_mnist": Shows("a flow on MNIST", {"dataset": {"kind": "mnist"}}, ("components",)),
+    "fig_covariance": Shows(
+        "a nonlinear flow on a manifold of known intrinsic dimension (not a strength sweep)",
+        {"dataset": {"manifold": True}, "flow": {"linear": False}, "experiment": {"sweep": False}},
+        ("analysis",),
+    ),
+    "fig_sweep": Shows(
+        "a sweep of stabilizer strengths λ on degenerate data",
+        {"dataset": {"degenerate": True}, "experiment": {"sweep": True}},
+    ),
+    "fig_tangent": Shows(
+        "a nonlinear flow on a toy manifold with known tangent spaces",
+        {"dataset": {"manifold": True}, "flow": {"linear": False}, "stabilizers": {"kind": ["jacobian", "noise"]}},
+        ("analysis",),
+    ),
+    "fig_shrinkage": Shows(
+        "a nonlinear flow on a toy manifold with known tangent spaces",
+        {"dataset": {"manifold": True}, "flow": {"linear": False}, "stabilizers": {"kind": ["jacobian", "noise"]}},
+    ),
+    "table_f_nll": Shows("every experiment", None),
 }
 
 #: the stage summaries every notebook and the claims stage may read
@@ -112,7 +160,9 @@ class Stage:
 #: whose code changed
 _COMMON = ["__init__.py", "pipeline/__init__.py", "pipeline/jobs.py", "pipeline/storage.py", "stages/__init__.py"]
 _FLOW = ["science/__init__.py", "science/flows.py"]
-_LOAD_RUN = [*_FLOW, "pipeline/checkpoints.py", "pipeline/config.py", "science/covariance.py", "science/stats.py"]
+#: pipeline/config.py checks data sets against their ground truth
+_CONFIG = ["pipeline/config.py", "datasets/__init__.py", "datasets/truth.py"]
+_LOAD_RUN = [*_FLOW, *_CONFIG, "pipeline/checkpoints.py", "science/covariance.py", "science/stats.py"]
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -144,7 +194,7 @@ STAGES: dict[str, Stage] = {
             modules=[
                 *_COMMON,
                 *_FLOW,
-                "pipeline/config.py",
+                *_CONFIG,
                 "science/stabilizers.py",
                 "science/training.py",
                 "stages/summarize.py",
@@ -172,7 +222,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="figures",
-            params=[],
+            params=["seeds", "data", "flows", "stabilizers", "experiments"],  # experiment properties
             outs=[],
             outs_git=[FIGURES_DIR, TABLES_DIR, CLAIMS_JSON, CLAIMS_MD],
             metrics=[CLAIMS_METRICS],
@@ -188,7 +238,8 @@ STAGES: dict[str, Stage] = {
             scripts=["workflow/notebooks", "workflow/report", "workflow/scripts/claims.py", PAPER_MAP],
             modules=[
                 *_COMMON,
-                "pipeline/config.py",
+                *_CONFIG,
+                "pipeline/experiments.py",
                 "pipeline/paths.py",
                 "stages/claims.py",
                 "stages/figures.py",
@@ -204,24 +255,34 @@ def run_paths(template: str, config: dict) -> list[str]:
     return run_files(template, config)
 
 
-def run_files(template: str, config: dict, experiments: list[str] | None = None) -> list[str]:
-    """Like :func:`run_paths`, optionally only for some experiments."""
+def run_files(template: str, config: dict, selected: dict[str, list[str]] | None = None) -> list[str]:
+    """Like :func:`run_paths`, optionally only for the runs ``selected`` ({experiment: [stabilizer]},
+    as :func:`flowtheory.pipeline.experiments.select` returns)."""
     return [
         template.format(experiment=e, stabilizer=s, seed=k)
         for e, s, k in runs(config)
-        if experiments is None or e in experiments
+        if selected is None or s in selected.get(e, ())
     ]
 
 
+def notebook_experiments(config: dict, name: str, table: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The experiments notebook ``name`` shows (:data:`NOTEBOOK_SHOWS`), in config order: each one's
+    properties (:func:`flowtheory.pipeline.experiments.describe`) with ``runs``, its selected
+    stabilizers."""
+    table = describe(config) if table is None else table
+    return {e: {**table[e], "runs": stabs} for e, stabs in select(table, NOTEBOOK_SHOWS[name].selector).items()}
+
+
 def notebook_inputs(config: dict, name: str) -> dict:
-    """What notebook ``name`` reads: the stage summaries plus the per-run outputs of its experiments."""
-    exps = [e for e in NOTEBOOK_EXPERIMENTS[name] if e in config["experiments"]]
-    datasets = sorted({config["experiments"][e]["dataset"] for e in exps})
+    """What notebook ``name`` reads: the stage summaries plus the per-run outputs of the runs it shows."""
+    shows = NOTEBOOK_SHOWS[name]
+    selected = {e: p["runs"] for e, p in notebook_experiments(config, name).items()}
+    datasets = sorted({config["experiments"][e]["dataset"] for e in selected})
     return {
         **SUMMARIES,
         "data": [DATA.format(dataset=d) for d in datasets],
-        "components": run_files(COMPONENTS_NPZ, config, exps),
-        "analysis": run_files(ANALYSIS_POINTS, config, exps),
+        "components": run_files(COMPONENTS_NPZ, config, selected) if "components" in shows.reads else [],
+        "analysis": run_files(ANALYSIS_POINTS, config, selected) if "analysis" in shows.reads else [],
     }
 
 

@@ -23,31 +23,24 @@ from flowtheory.science.covariance import (
     subspace_angle_deg,
 )
 
-__all__ = ["INTRINSIC_DIM", "run"]
-
-#: true intrinsic dimension of each toy data set kind (None: unknown or d)
-INTRINSIC_DIM = {
-    "line": 1,
-    "circle": 1,
-    "scurve": 2,
-    "swissroll": 2,
-    "sphere": 2,
-    "sheet8": 2,
-    "gaussian": None,
-    "mnist": None,
-}
+__all__ = ["run"]
 
 
 def run(
     cfg: dict,
-    dataset_kind: str,
+    intrinsic_dim: int | None,
     data_path: str,
     model_path: str,
     run_metrics_path: str,
     out_points: str,
     out_metrics: str,
 ) -> dict:
-    """Covariance analysis of one run: the flow's local covariance against kNN and closed forms."""
+    """Covariance analysis of one run: the flow's local covariance against kNN and closed forms.
+
+    ``intrinsic_dim`` is the data set's true intrinsic dimension k
+    (:func:`flowtheory.datasets.truth.truth`; None when unknown): where k < d the flow's and the kNN
+    covariance's top-k eigenspaces (the tangent spaces) are compared.
+    """
     tr = Trained.load(data_path, model_path, run_metrics_path)
     data, run, flow, lam, d = tr.data, tr.run, tr.flow, tr.lam, tr.d
     n = n_points(cfg, d, len(data["x_valid"]))
@@ -80,7 +73,7 @@ def run(
         rows["lead_angle_knn_deg"] = leading_angle_deg(cov_flow, cov_knn)
         metrics["relerr_knn_median"] = median(rows["relerr_knn"])
         metrics["lead_angle_knn_deg_median"] = median(rows["lead_angle_knn_deg"])
-        k = INTRINSIC_DIM.get(dataset_kind)
+        k = intrinsic_dim
         if k is not None and k < d:
             rows["tangent_angle_knn_deg"] = subspace_angle_deg(cov_flow, cov_knn, k)
             metrics["tangent_angle_knn_deg_median"] = median(rows["tangent_angle_knn_deg"])

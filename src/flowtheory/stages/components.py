@@ -11,7 +11,7 @@ import pandas as pd
 
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.checkpoints import Trained
-from flowtheory.pipeline.config import HIGHDIM, n_points
+from flowtheory.pipeline.config import ALIGN_K, HIGHDIM, n_points
 from flowtheory.science.components import align_signs, extract, intrinsic_dimension
 from flowtheory.science.stats import pca
 
@@ -35,7 +35,7 @@ def run(
     y, J = tr.jacobians(x)
     comp = extract(J.double(), y.double())
     if d <= HIGHDIM:
-        comp = align_signs(comp, x, cfg.get("align_k", 10))
+        comp = align_signs(comp, x, cfg.get("align_k", ALIGN_K))
     yhat, scale = comp.yhat.numpy(), comp.scale.numpy()
     keep = d if d <= HIGHDIM else min(d, HIGHDIM_COMPONENTS)
     eigenvalues, axes, mean = pca(data["x_train"])
