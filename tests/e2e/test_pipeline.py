@@ -25,6 +25,10 @@ MUST_PASS_TINY = [
     ("regularized_stable_weight", "line_linear"),
     ("regularized_stable_noise", "line_linear"),
     ("regularized_stable_jacobian", "scurve_mlp"),
+    # a RealNVP manifold experiment: the flow's local covariance against the analytic tangent
+    # spaces, and the intrinsic dimension from its component spectrum (issue: nonlinear claims)
+    ("local_covariance_oracle", "scurve_realnvp"),
+    ("intrinsic_dimension_scurve", "scurve_realnvp"),
 ]
 CLAIM_FIELDS = {"id", "claim", "verdict", "passed", "measured", "threshold", "applies_to", "experiments"}
 

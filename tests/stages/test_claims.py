@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flowtheory.stages import claims
@@ -285,6 +286,9 @@ THRESHOLDS = {
     "intrinsic_dimension_scurve": "intrinsic_dim",
     "mnist_unregularized_diverges": 0.05,
     "mnist_spectrum_decay": 0.25,
+    "local_covariance_oracle": 15.0,
+    "normal_std_shrinkage": 2.0,
+    "intrinsic_dimension_sweep": "intrinsic_dim",
 }
 
 
@@ -315,3 +319,41 @@ def test_a_bad_selector_in_the_paper_map_names_the_claim(tmp_path):
     (tmp_path / "map.yaml").write_text(json.dumps({"claims": [{**PAPER_MAP["claims"][1], "check": "nope"}]}))
     with pytest.raises(ValueError, match="unknown check 'nope'"):
         claims.load_paper_map(tmp_path / "map.yaml")
+
+
+# ------------------------------------------------------------------ the nonlinear-science checks
+
+
+def test_ratio_within_passes_inside_the_factor_and_fails_outside():
+    entry = {"metric": "normal_std_ratio"}
+    measured, ok, _ = claims.check_ratio_within({"a/seed0": {"normal_std_ratio": 1.6}}, entry, 2.0)
+    assert ok and measured == pytest.approx(1.6)
+    measured, ok, _ = claims.check_ratio_within({"a/seed0": {"normal_std_ratio": 0.4}}, entry, 2.0)
+    assert not ok and measured == pytest.approx(2.5)  # a std too small by 2.5x fails as well
+    measured, ok, detail = claims.check_ratio_within({"a/seed0": {}}, entry, 2.0)
+    assert not ok and "not_measured" in detail
+
+
+def _sweep_runs(k: int, d: int, tangent_std: float = 1.0) -> dict:
+    """Component scales of a perfect sweep: k tangent components at a fixed std, d - k normal ones
+    at √λ (docs/theory.md Eq. (16))."""
+    runs = {}
+    for lam in (1e-3, 1e-2, 1e-1):
+        scales = [tangent_std * (1 + 0.1 * j) for j in range(k)][::-1] + [np.sqrt(lam)] * (d - k)
+        runs[f"jacobian_{lam}/seed0"] = {"lam": lam, "scale_median": scales}
+    return runs
+
+
+def test_sweep_intrinsic_dim_counts_the_flat_components():
+    entry = {"slope_cut": 0.5}
+    measured, ok, detail = claims.check_sweep_intrinsic_dim(_sweep_runs(2, 3), entry, 2)
+    assert ok and measured == 2
+    assert detail["seeds"]["seed0"]["slopes"] == pytest.approx([0.0, 0.0, 1.0])
+    _, ok, _ = claims.check_sweep_intrinsic_dim(_sweep_runs(2, 3), entry, 1)  # a wrong dimension fails
+    assert not ok
+
+
+def test_sweep_intrinsic_dim_needs_three_strengths():
+    runs = dict(list(_sweep_runs(2, 3).items())[:2])
+    measured, ok, detail = claims.check_sweep_intrinsic_dim(runs, {"slope_cut": 0.5}, 2)
+    assert not ok and "not_measured" in detail["seeds"]["seed0"]

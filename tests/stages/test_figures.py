@@ -52,11 +52,13 @@ def test_every_notebook_says_what_is_missing():
 def test_context_in_jupyter_selects_by_properties(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT / "workflow" / "notebooks")
     smk = figures.context({}, "fig_c_scurve", config_path="config/ci.yaml")
-    assert list(smk.params.experiments) == ["scurve_mlp"]
+    assert list(smk.params.experiments) == ["scurve_mlp", "scurve_realnvp"]
     assert smk.params.experiments["scurve_mlp"]["dataset"]["kind"] == "scurve"
     assert smk.input.components == [
         "results/components/scurve_mlp/none/seed0/components.npz",
         "results/components/scurve_mlp/jacobian_1e-2/seed0/components.npz",
+        "results/components/scurve_realnvp/none/seed0/components.npz",
+        "results/components/scurve_realnvp/jacobian_1e-2/seed0/components.npz",
     ]
     assert smk.output.png == "results/figures/fig_c_scurve.png"
 
