@@ -9,7 +9,7 @@ CORES ?= all
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup reproduce test test-data bench report dvc.yaml checkout pull lock lint clean-venv
+.PHONY: setup reproduce test test-data test-slurm bench report dvc.yaml checkout pull lock lint clean-venv
 
 setup: $(STAMP)  ## create .venv with the pinned environment (idempotent, fast when done)
 
@@ -28,7 +28,10 @@ test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian pac
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	fi
 
-test: setup test-data  ## set up, then run the test suite
+test-slurm:  ## slurm-wlm and munge for the one-node SLURM cluster test (Debian packages; root only)
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then tools/slurm/cluster.sh install; fi
+
+test: setup test-data test-slurm  ## set up, then run the test suite
 	source $(BIN)/activate && pytest
 
 bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)

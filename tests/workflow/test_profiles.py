@@ -49,3 +49,14 @@ def test_slurm_dry_run_schedules_every_job(tmp_path):
     for block in out.split("\n\n"):
         if re.search(r"^rule (train|analyze|components|make_data):", block, re.M):
             assert re.search(r"mem_mb=\d+", block) and re.search(r"runtime=\d+", block), block
+
+
+def test_workflow_profile_does_not_override_the_slurm_profile():
+    """profiles/default (the workflow profile) is applied after --profile, key by key: a key in
+    both would silently replace the cluster's value (latency-wait: 60 on a shared file system)."""
+    slurm = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    code = ("from snakemake.cli import parse_args; "
+            "_, a = parse_args(['-n', '--profile', 'profiles/slurm']); print(a.latency_wait, a.jobs)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == [str(slurm["latency-wait"]), str(slurm["jobs"])]
