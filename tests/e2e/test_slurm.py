@@ -66,10 +66,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """A running one-node cluster in its own temporary folder; stopped (and removed) at the end
-    whatever happens. Yields (folder, SLURM_CONF path)."""
+@pytest.fixture(scope="session")
+def slurm_installed():
+    """slurm-wlm and munge, installed here if need be; skips (before the session's local run is
+    made for nothing) where that cannot be done."""
     if os.geteuid() != 0:
         _unavailable("a SLURM cluster on this machine needs root (slurmd, slurmctld; munged as munge)")
     if not all(_which(b) for b in BINARIES):
@@ -78,6 +78,12 @@ def slurm_cluster():
         proc = _cluster("install", "/nonexistent", timeout=900)
         if proc.returncode != 0 or not all(_which(b) for b in BINARIES):
             _unavailable(f"cannot install slurm-wlm and munge: {(proc.stdout + proc.stderr)[-1500:]}")
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(slurm_installed):
+    """A running one-node cluster in its own temporary folder; stopped (and removed) at the end
+    whatever happens. Yields (folder, SLURM_CONF path)."""
     system_conf_before = SYSTEM_CONF.exists()
     folder = tempfile.mkdtemp(prefix="flowtheory-slurm-", dir="/tmp")  # short: munge's socket is in it
     try:
@@ -106,7 +112,7 @@ def _slurm_command(partition: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_ci_config_runs_on_slurm_with_the_local_outputs(ci_run, slurm_cluster, tmp_path):
+def test_ci_config_runs_on_slurm_with_the_local_outputs(slurm_installed, ci_run, slurm_cluster, tmp_path):
     local, local_seconds = ci_run
     folder, conf = slurm_cluster
     project = make_project(tmp_path / "slurm_project")
