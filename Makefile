@@ -10,7 +10,7 @@ REV ?= HEAD
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup reproduce verify test test-data bench report dvc.yaml checkout pull lock lint clean-venv
+.PHONY: setup reproduce verify test test-data test-slurm bench report dvc.yaml checkout pull lock lint clean-venv
 
 setup: $(STAMP)  ## create .venv with the pinned environment (idempotent, fast when done)
 
@@ -32,7 +32,10 @@ test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian pac
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	fi
 
-test: setup test-data  ## set up, then lint and run the test suite
+test-slurm:  ## slurm-wlm and munge for the one-node SLURM cluster test (Debian packages; root only)
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then tools/slurm/cluster.sh install; fi
+
+test: setup test-data test-slurm  ## set up, then lint and run the test suite
 	source $(BIN)/activate && ruff check . && ruff format --check . && pytest
 
 bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)

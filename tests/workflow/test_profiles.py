@@ -23,9 +23,20 @@ def test_every_rule_has_a_log():
             assert "log:" in block, f"{smk.name}: rule {m.group(1) or '(procedural)'} has no log"
 
 
-def test_default_profile_gives_every_job_one_thread_and_resources():
-    profile = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
-    assert {"mem_mb", "runtime"} <= set(profile["default-resources"])
+def test_default_resources_live_in_the_cluster_profile_only():
+    """The workflow profile is applied after --profile, key by key: default-resources there would
+    replace the cluster profile's (and drop its partition); the cluster profile holds them."""
+    default = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    assert "default-resources" not in default
+    assert {"mem_mb", "runtime", "slurm_partition"} <= set(slurm["default-resources"])
+    code = (
+        "from snakemake.cli import parse_args; "
+        "_, a = parse_args(['-n', '--profile', 'profiles/slurm']); print(sorted(a.default_resources))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "slurm_partition" in proc.stdout and "mem_mb" in proc.stdout, proc.stdout
 
 
 def test_slurm_profile_is_valid_yaml_for_the_plugin():
@@ -53,3 +64,16 @@ def test_slurm_dry_run_schedules_every_job(tmp_path):
         if re.search(r"^rule (?!stage_|all\b)\w+:", block, re.M):
             assert re.search(r"mem_mb=\d+", block) and re.search(r"runtime=\d+", block), block
             assert not re.search(r"threads: [2-9]", block), block
+
+
+def test_workflow_profile_does_not_override_the_slurm_profile():
+    """profiles/default (the workflow profile) is applied after --profile, key by key: a key in
+    both would silently replace the cluster's value (latency-wait: 60 on a shared file system)."""
+    slurm = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    code = (
+        "from snakemake.cli import parse_args; "
+        "_, a = parse_args(['-n', '--profile', 'profiles/slurm']); print(a.latency_wait, a.jobs)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == [str(slurm["latency-wait"]), str(slurm["jobs"])]
