@@ -44,8 +44,10 @@ CASES = {
             "regularized_stable_noise",
             "local_covariance_knn",
             "intrinsic_dimension_scurve",
+            "local_covariance_oracle",
+            "normal_std_shrinkage",
         },
-        figures={"fig_b_training", "fig_d_toys", "fig_covariance", "table_f_nll"},
+        figures={"fig_b_training", "fig_d_toys", "fig_covariance", "fig_tangent", "fig_shrinkage", "table_f_nll"},
     ),
     "gaussian_3d": Case(
         claims={"linear_whitening", "linear_components_pca", "shrinkage_closed_form", "noise_equals_tikhonov"},

@@ -108,7 +108,7 @@ def test_select_by_facets_and_stabilizers(ci):
         "scurve_realnvp_sweep": ["jacobian_1e-1"],
     }
     assert select(ci, {"experiment": {"sweep": True}}) == {
-        "scurve_sweep": ["jacobian_1e-2", "noise_1e-2", "jacobian_1e-1"],
+        "scurve_sweep": ["jacobian_1e-3", "jacobian_1e-2", "noise_1e-2", "jacobian_1e-1"],
         "scurve_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
     }
     assert select(ci, {"dataset": {"kind": "sphere"}}) == {}
