@@ -176,3 +176,18 @@ def unloadable_outputs(project: Path) -> list[str]:
             except Exception as e:  # noqa: BLE001 - every failure is reported
                 bad.append(f"{rel}: {type(e).__name__}: {e}")
     return bad
+
+
+def assert_figures_and_tables_are_well_formed(project: Path) -> None:
+    """Every notebook output: PNG and PDF files start with their magic bytes, tables have rows."""
+    from flowtheory.pipeline.paths import NOTEBOOKS
+
+    for outs in NOTEBOOKS.values():
+        for out in outs:
+            data = (project / out).read_bytes()
+            if out.endswith(".png"):
+                assert data[:8] == b"\x89PNG\r\n\x1a\n", out
+            elif out.endswith(".pdf"):
+                assert data[:5] == b"%PDF-", out
+            else:
+                assert len(data.decode().strip().splitlines()) >= 3, out

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from flowtheory.pipeline.paths import NOTEBOOKS, stage_targets
-from pipeline_project import ROOT, make_project, snakemake
+from pipeline_project import ROOT, assert_figures_and_tables_are_well_formed, make_project, snakemake
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -85,15 +85,7 @@ def test_every_output_is_written(config_run):
     for stage in ("data", "train", "analysis", "components", "figures"):
         for path in stage_targets(stage, config):
             assert (project / path).is_file() and (project / path).stat().st_size > 0, path
-    for outs in NOTEBOOKS.values():
-        for out in outs:
-            data = (project / out).read_bytes()
-            if out.endswith(".png"):
-                assert data[:8] == b"\x89PNG\r\n\x1a\n", out
-            elif out.endswith(".pdf"):
-                assert data[:5] == b"%PDF-", out
-            else:
-                assert len(data.decode().strip().splitlines()) >= 3, out
+    assert_figures_and_tables_are_well_formed(project)
 
 
 def test_every_applicable_claim_is_evaluated(config_run):

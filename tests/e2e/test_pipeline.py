@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flowtheory.pipeline.paths import NOTEBOOKS, stage_targets
-from pipeline_project import dry_run_jobs, make_project, sh, snakemake
+from flowtheory.pipeline.paths import stage_targets
+from pipeline_project import assert_figures_and_tables_are_well_formed, dry_run_jobs, make_project, sh, snakemake
 
 #: (claim, experiment) pairs that must hold even at the tiny scale (the linear and degenerate ones)
 MUST_PASS_TINY = [
@@ -48,15 +48,7 @@ def test_every_output_is_produced(ci_run):
 
 def test_figures_are_images_and_tables_have_rows(ci_run):
     project, _ = ci_run
-    for outs in NOTEBOOKS.values():
-        for out in outs:
-            data = (project / out).read_bytes()
-            if out.endswith(".png"):
-                assert data[:8] == b"\x89PNG\r\n\x1a\n", out
-            elif out.endswith(".pdf"):
-                assert data[:5] == b"%PDF-", out
-            else:
-                assert len(data.decode().strip().splitlines()) >= 3, out
+    assert_figures_and_tables_are_well_formed(project)
 
 
 def test_claims_file_is_complete_and_well_formed(ci_run):
