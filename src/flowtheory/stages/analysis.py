@@ -79,7 +79,7 @@ def run(
             metrics["tangent_angle_knn_deg_median"] = median(rows["tangent_angle_knn_deg"])
             metrics["intrinsic_dim_true"] = k
         if "tangent_valid" in data:  # the exact oracle: analytic tangent spaces (docs/theory.md §2.3)
-            _manifold_oracle(rows, metrics, J.numpy(), data, x, n, lam, cfg["knn_k"])
+            _manifold_oracle(rows, metrics, J.numpy(), cov_knn, data, n, lam)
         if d <= 3:  # full matrices for the ellipse figure
             for i in range(d):
                 for j in range(d):
@@ -110,7 +110,7 @@ def run(
 
 
 def _manifold_oracle(
-    rows: dict, metrics: dict, J: np.ndarray, data: dict, x: np.ndarray, n: int, lam: float, knn_k: int
+    rows: dict, metrics: dict, J: np.ndarray, cov_knn: np.ndarray, data: dict, n: int, lam: float
 ) -> None:
     """The flow and the kNN estimate against the manifold's analytic tangent spaces, and the flow's
     normal-direction local std against the first-order prediction √(σ² + λ) (docs/theory.md §2.5).
@@ -119,7 +119,7 @@ def _manifold_oracle(
     tangent = data["tangent_valid"][:n]
     noise = float(data["noise"]) if "noise" in data else 0.0
     rows["tangent_angle_true_deg"] = oracles.tangent_angle_deg(J, tangent)
-    rows["knn_tangent_angle_true_deg"] = oracles.knn_tangent_angle_deg(data["x_train"], x, tangent, knn_k)
+    rows["knn_tangent_angle_true_deg"] = oracles.cov_tangent_angle_deg(cov_knn, tangent)  # the kNN covariance above
     normal = oracles.normal_std(J, tangent)
     rows["normal_std"] = np.sqrt((normal**2).mean(-1))  # RMS over the normal directions
     pred = oracles.predicted_normal_std(lam, noise)
