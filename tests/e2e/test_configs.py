@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flowtheory.pipeline.paths import NOTEBOOKS, stage_targets
+from flowtheory.pipeline.paths import NOTEBOOKS, stage_files
 from pipeline_project import ROOT, assert_figures_and_tables_are_well_formed, make_project, snakemake
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -83,7 +83,7 @@ def test_every_output_is_written(config_run):
     _, _, project = config_run
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
     for stage in ("data", "train", "analysis", "components", "figures"):
-        for path in stage_targets(stage, config):
+        for path in stage_files(stage, config):
             assert (project / path).is_file() and (project / path).stat().st_size > 0, path
     assert_figures_and_tables_are_well_formed(project)
 

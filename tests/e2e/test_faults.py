@@ -23,13 +23,16 @@ import yaml
 
 from flowtheory.datasets.mnist import write_idx
 from flowtheory.pipeline.paths import (
+    ANALYSIS_DIR,
     ANALYSIS_METRICS,
     ANALYSIS_POINTS,
     COMPONENTS_CSV,
+    COMPONENTS_DIR,
     COMPONENTS_METRICS,
     COMPONENTS_NPZ,
     HISTORY,
     MODEL,
+    RUN_DIR,
     RUN_METRICS,
 )
 from pipeline_project import BIN, env_for, output_hashes, pending_jobs, sh, snakemake, unloadable_outputs
@@ -44,6 +47,13 @@ def _run_outputs(rule: str, experiment: str, stabilizer: str, seed: int = 0) -> 
         "components": [COMPONENTS_NPZ, COMPONENTS_CSV, COMPONENTS_METRICS],
     }[rule]
     return [t.format(experiment=experiment, stabilizer=stabilizer, seed=seed) for t in templates]
+
+
+def _job(rule: str, experiment: str) -> str:
+    """The output directory of one experiment's job (it holds every run's files)."""
+    return {"train": RUN_DIR, "analysis": ANALYSIS_DIR, "components": COMPONENTS_DIR}[rule].format(
+        experiment=experiment
+    )
 
 
 def _edit_config(project: Path, edit: Callable[[dict], None]) -> None:
@@ -64,11 +74,11 @@ def test_killed_training_job_leaves_no_partial_file_and_a_rerun_completes(clone_
     run = ("line_linear", "noise_1e-1")  # 2,000 epochs: several seconds of training
     outputs = _run_outputs("train", *run)
     before = output_hashes(project)
-    log = project / "logs" / "train" / run[0] / run[1] / "seed0.log"
+    log = project / "logs" / "train" / f"{run[0]}.log"  # one log per experiment's job
     log.unlink()  # the old log has epoch lines too
     with open(project / "killed.log", "w") as out:
         proc = subprocess.Popen(
-            [str(BIN / "snakemake"), "--cores", "1", "--force", outputs[0]],
+            [str(BIN / "snakemake"), "--cores", "1", "--force", _job("train", run[0])],
             cwd=project,
             env=env_for(project),
             stdout=out,
@@ -235,7 +245,7 @@ CASES = [
     Case(
         "data-nan",
         _rewrite_dataset("line", _with_nan),
-        LINE[:1],
+        [_job("train", "line_linear")],
         ["results/data/line.npz", "x_train contains NaN or inf", "expected finite data"],
         "train",
         LINE,
@@ -243,7 +253,7 @@ CASES = [
     Case(
         "data-random-bytes",
         _write("results/data/gaussian.npz", np.random.default_rng(0).bytes(2000)),
-        _run_outputs("train", "gaussian_linear", "none")[:1],
+        [_job("train", "gaussian_linear")],
         ["results/data/gaussian.npz", "expected an npz archive"],
         "train",
         _run_outputs("train", "gaussian_linear", "none"),
@@ -251,7 +261,7 @@ CASES = [
     Case(
         "data-empty-file",
         _write("results/data/circle.npz", b""),
-        _run_outputs("train", "circle_mlp", "jacobian_1e-2")[:1],
+        [_job("train", "circle_mlp")],
         ["results/data/circle.npz", "expected an npz archive"],
         "train",
         _run_outputs("train", "circle_mlp", "jacobian_1e-2"),
@@ -259,7 +269,7 @@ CASES = [
     Case(
         "data-missing-array",
         _rewrite_dataset("swissroll", _without_x_valid),
-        _run_outputs("train", "swissroll_mlp", "jacobian_1e-2")[:1],
+        [_job("train", "swissroll_mlp")],
         ["results/data/swissroll.npz", "missing arrays ['x_valid']", "expected"],
         "train",
         _run_outputs("train", "swissroll_mlp", "jacobian_1e-2"),
@@ -268,42 +278,47 @@ CASES = [
     Case(
         "checkpoint-random-bytes",
         _write(CKPT_CIRCLE, np.random.default_rng(1).bytes(3000)),
-        _run_outputs("components", "circle_mlp", "jacobian_1e-2")[:1],
+        [_job("components", "circle_mlp")],
         [CKPT_CIRCLE, "corrupt or unreadable checkpoint", "expected a checkpoint written by the train stage"],
         "components",
         _run_outputs("components", "circle_mlp", "jacobian_1e-2"),
+        args=["--force"],  # a file edited inside a directory output does not date it
     ),
     Case(
         "checkpoint-foreign-torch-file",
         _torch_file(CKPT_SCURVE, {"weights": torch.zeros(3)}),
-        _run_outputs("analysis", "scurve_mlp", "none")[:1],
+        [_job("analysis", "scurve_mlp")],
         [CKPT_SCURVE, "not a flowtheory checkpoint", "expected keys 'state_dict' and 'meta'"],
         "analysis",
         _run_outputs("analysis", "scurve_mlp", "none"),
+        args=["--force"],  # a file edited inside a directory output does not date it
     ),
     Case(
         "checkpoint-without-meta",
         _torch_file(CKPT_SCURVE, {"state_dict": {}, "meta": {}}),
-        _run_outputs("analysis", "scurve_mlp", "none")[:1],
+        [_job("analysis", "scurve_mlp")],
         [CKPT_SCURVE, "checkpoint meta lacks", "expected ['flow', 'd', 'dtype', 'seed', 'stabilizer']"],
         "analysis",
         _run_outputs("analysis", "scurve_mlp", "none"),
+        args=["--force"],  # a file edited inside a directory output does not date it
     ),
     Case(
         "checkpoint-of-another-dataset",
         _copy(CKPT_MNIST, CKPT_SWEEP),
-        _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2")[:1],
+        [_job("analysis", "scurve_sweep")],
         [CKPT_SWEEP, "784-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
         "analysis",
         _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2"),
+        args=["--force"],  # a file edited inside a directory output does not date it
     ),
     Case(
         "run-metrics-truncated-json",
         _write(METRICS_SCURVE, b'{"status": "conv'),
-        _run_outputs("analysis", "scurve_mlp", "none")[:1],
+        [_job("analysis", "scurve_mlp")],
         [METRICS_SCURVE, "cannot read JSON"],
         "analysis",
         _run_outputs("analysis", "scurve_mlp", "none"),
+        args=["--force"],  # a file edited inside a directory output does not date it
     ),
     # MNIST from IDX files, read by the data job
     # a missing IDX file stops Snakemake before any job (the files are the data job's inputs)
@@ -341,7 +356,7 @@ CASES = [
     Case(
         "device-cuda-without-gpu",
         _set_device_cuda,
-        LINE[:1],
+        [_job("train", "line_linear")],
         ["device is 'cuda'", "no CUDA device is available", "set device: cpu"],
         "train",
         LINE,

@@ -174,9 +174,8 @@ def _run_notebook(name: str, table: dict, summaries: dict[str, str], out: Path) 
     shows = NOTEBOOK_SHOWS[name]
     selected = select(table, shows.selector)
     config = _config_for(table)
-    inputs = {
-        **summaries,
-        "data": [],
+    inputs = {**summaries, "data": []}
+    files = {  # as paths.notebook_files: the per-run files inside the input directories
         "components": run_files(COMPONENTS_NPZ, config, selected) if "components" in shows.reads else [],
         "analysis": run_files(ANALYSIS_POINTS, config, selected) if "analysis" in shows.reads else [],
     }
@@ -187,7 +186,9 @@ def _run_notebook(name: str, table: dict, summaries: dict[str, str], out: Path) 
     smk = SimpleNamespace(
         input=SimpleNamespace(**inputs),
         output=SimpleNamespace(**outputs),
-        params=SimpleNamespace(notebook=name, experiments={e: {**table[e], "runs": s} for e, s in selected.items()}),
+        params=SimpleNamespace(
+            notebook=name, experiments={e: {**table[e], "runs": s} for e, s in selected.items()}, **files
+        ),
         log=[str(log)],
         rule=name,
     )

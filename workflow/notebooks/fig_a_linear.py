@@ -26,7 +26,7 @@ from flowtheory.stages import figures
 
 smk = figures.context(globals(), "fig_a_linear")
 shown = smk.params.experiments
-runs = figures.load_runs(smk.input.components, "components")
+runs = figures.load_runs(smk.params.components, "components")
 analysis = storage.load_json(smk.input.analysis_summary)
 
 

@@ -21,7 +21,7 @@ from flowtheory.stages import figures
 
 smk = figures.context(globals(), "fig_c_scurve")
 shown = smk.params.experiments
-runs = figures.load_runs(smk.input.components, "components")
+runs = figures.load_runs(smk.params.components, "components")
 # per experiment: the unregularized run first, then the stabilizers by name
 rows = [(e, s) for e, p in shown.items() for s in sorted(p["runs"], key=lambda s: (s != "none", s))]
 

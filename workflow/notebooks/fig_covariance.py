@@ -27,7 +27,7 @@ from flowtheory.stages import figures
 
 smk = figures.context(globals(), "fig_covariance")
 shown = smk.params.experiments
-runs = figures.load_runs(smk.input.analysis, "analysis")
+runs = figures.load_runs(smk.params.analysis, "analysis")
 exps = [e for e in shown if any(k[0] == e for k in runs)]
 
 

@@ -21,7 +21,7 @@ from flowtheory.stages import figures
 
 smk = figures.context(globals(), "fig_d_toys")
 shown = smk.params.experiments
-runs = figures.load_runs(smk.input.components, "components")
+runs = figures.load_runs(smk.params.components, "components")
 exps = [e for e in shown if any(k[0] == e for k in runs)]
 
 

@@ -26,7 +26,7 @@ smk = figures.context(globals(), "fig_e_mnist")
 shown = smk.params.experiments
 spectra = pd.read_csv(smk.input.component_spectra)
 spectra = spectra[spectra.experiment.isin(list(shown))]
-runs = figures.load_runs(smk.input.components, "components")
+runs = figures.load_runs(smk.params.components, "components")
 
 
 def spectrum(ax):

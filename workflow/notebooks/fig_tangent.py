@@ -24,7 +24,7 @@ from flowtheory.stages import figures
 
 smk = figures.context(globals(), "fig_tangent")
 shown = smk.params.experiments
-points = figures.load_runs(list(smk.input.analysis), "analysis")
+points = figures.load_runs(list(smk.params.analysis), "analysis")
 rows = []  # (label, flow angles, kNN angles)
 for exp, props in shown.items():
     for stab in props["runs"]:

@@ -1,16 +1,15 @@
+# One job per experiment, all its runs (paths.ANALYSIS_DIR).
 rule analysis:
     input:
         data=data_of_run,
-        model=paths.MODEL,
-        run_metrics=paths.RUN_METRICS,
+        runs=paths.RUN_DIR,
         code=code("analysis"),
     output:
-        points=paths.ANALYSIS_POINTS,
-        metrics=paths.ANALYSIS_METRICS,
+        directory(paths.ANALYSIS_DIR),
     log:
-        "logs/analysis/{experiment}/{stabilizer}/seed{seed}.log",
+        "logs/analysis/{experiment}.log",
     benchmark:
-        "benchmarks/analysis/{experiment}/{stabilizer}/seed{seed}.tsv"
+        "benchmarks/analysis/{experiment}.tsv"
     conda:
         CONDA_ENV
     resources:
@@ -19,13 +18,14 @@ rule analysis:
     params:
         cfg=config["analysis"],
         intrinsic_dim=intrinsic_dim_of_run,
+        runs=analysis_runs,
     script:
         "../scripts/analysis.py"
 
 
 rule summarize_analysis:
     input:
-        metrics=run_files(paths.ANALYSIS_METRICS),
+        runs=experiment_dirs(paths.ANALYSIS_DIR),
         code=code("analysis"),
     output:
         json=paths.ANALYSIS_SUMMARY,
@@ -35,6 +35,7 @@ rule summarize_analysis:
         CONDA_ENV
     params:
         stage="analysis",
+        metrics=run_files(paths.ANALYSIS_METRICS),
     script:
         "../scripts/summarize.py"
 

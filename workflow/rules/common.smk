@@ -53,11 +53,48 @@ def intrinsic_dim_of_run(wildcards):
     return EXPERIMENTS[wildcards.experiment]["dataset"]["intrinsic_dim"]
 
 
-def run_spec(wildcards):
-    spec = ftconfig.run_spec(
-        config, wildcards.experiment, wildcards.stabilizer, int(wildcards.seed)
+def train_runs(wildcards):
+    """The experiment's runs: each one's resolved settings and the files it writes."""
+    return [
+        {
+            **r,
+            "spec": dataclasses.asdict(
+                ftconfig.run_spec(
+                    config, wildcards.experiment, r["stabilizer"], r["seed"]
+                )
+            ),
+        }
+        for r in paths.experiment_runs(
+            config,
+            wildcards.experiment,
+            model=paths.MODEL,
+            history=paths.HISTORY,
+            metrics=paths.RUN_METRICS,
+        )
+    ]
+
+
+def analysis_runs(wildcards):
+    return paths.experiment_runs(
+        config,
+        wildcards.experiment,
+        model=paths.MODEL,
+        run_metrics=paths.RUN_METRICS,
+        points=paths.ANALYSIS_POINTS,
+        metrics=paths.ANALYSIS_METRICS,
     )
-    return dataclasses.asdict(spec)
+
+
+def components_runs(wildcards):
+    return paths.experiment_runs(
+        config,
+        wildcards.experiment,
+        model=paths.MODEL,
+        run_metrics=paths.RUN_METRICS,
+        npz=paths.COMPONENTS_NPZ,
+        csv=paths.COMPONENTS_CSV,
+        metrics=paths.COMPONENTS_METRICS,
+    )
 
 
 def is_highdim(wildcards):
@@ -69,15 +106,22 @@ def highdim_datasets():
 
 
 def mem_mb(wildcards):
+    """One run at a time: the memory of the largest run."""
     return 4000 if is_highdim(wildcards) else 1000
 
 
 def runtime_min(wildcards):
-    return 30 if is_highdim(wildcards) else 15
+    """Minutes for the whole experiment: 15 per run (30 per 784-D run)."""
+    n_runs = len(paths.experiment_runs(config, wildcards.experiment))
+    return (30 if is_highdim(wildcards) else 15) * n_runs
 
 
 def run_files(template):
     return paths.run_files(template, config)
+
+
+def experiment_dirs(template):
+    return paths.experiment_dirs(template, config)
 
 
 def notebook_inputs(name):
@@ -92,6 +136,11 @@ def notebook_inputs(name):
         return {**paths.notebook_inputs(config, name), "code": code("figures")}
 
     return inputs
+
+
+def notebook_files(name):
+    """The per-run files notebook `name` reads, inside its input directories."""
+    return paths.notebook_files(config, name)
 
 
 def notebook_experiments(name):

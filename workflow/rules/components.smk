@@ -1,17 +1,15 @@
+# One job per experiment, all its runs (paths.COMPONENTS_DIR).
 rule components:
     input:
         data=data_of_run,
-        model=paths.MODEL,
-        run_metrics=paths.RUN_METRICS,
+        runs=paths.RUN_DIR,
         code=code("components"),
     output:
-        npz=paths.COMPONENTS_NPZ,
-        csv=paths.COMPONENTS_CSV,
-        metrics=paths.COMPONENTS_METRICS,
+        directory(paths.COMPONENTS_DIR),
     log:
-        "logs/components/{experiment}/{stabilizer}/seed{seed}.log",
+        "logs/components/{experiment}.log",
     benchmark:
-        "benchmarks/components/{experiment}/{stabilizer}/seed{seed}.tsv"
+        "benchmarks/components/{experiment}.tsv"
     conda:
         CONDA_ENV
     resources:
@@ -19,13 +17,14 @@ rule components:
         runtime=runtime_min,
     params:
         cfg=config["components"],
+        runs=components_runs,
     script:
         "../scripts/components.py"
 
 
 rule summarize_components:
     input:
-        metrics=run_files(paths.COMPONENTS_METRICS),
+        runs=experiment_dirs(paths.COMPONENTS_DIR),
         code=code("components"),
     output:
         json=paths.COMPONENTS_SUMMARY,
@@ -36,6 +35,7 @@ rule summarize_components:
         CONDA_ENV
     params:
         stage="components",
+        metrics=run_files(paths.COMPONENTS_METRICS),
     script:
         "../scripts/summarize.py"
 

@@ -1,6 +1,7 @@
 # The figure and table rules: one per notebook (workflow/notebooks/<name>.py, a jupytext percent
 # file), all from one definition. Each shows the experiments that paths.NOTEBOOK_SHOWS selects by
-# their properties (never by name): they come as params, their per-run outputs as inputs. Each has
+# their properties (never by name): they come as params, the output directories of their stages
+# as inputs and the per-run files inside those it reads as params.components/analysis. Each has
 # its own caption in the report (workflow/report/<name>.rst), and editing one notebook reruns only
 # its outputs. The notebook's name is bound as a param when the rule is defined: the script path is
 # formatted from it when the job runs (a bare loop variable would have its last value by then).
@@ -20,6 +21,7 @@ for _nb in paths.NOTEBOOKS:
         resources:
             mem_mb=2000,
         params:
+            **notebook_files(_nb),
             notebook=_nb,
             experiments=notebook_experiments(_nb),
         script:

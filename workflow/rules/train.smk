@@ -1,30 +1,29 @@
+# One job per experiment: it trains every (stabilizer, seed) run of it, one after the other, into
+# results/runs/<experiment>/<stabilizer>/seed<k>/ (paths.RUN_DIR).
 rule train:
     input:
         data=data_of_run,
         code=code("train"),
     output:
-        model=paths.MODEL,
-        history=paths.HISTORY,
-        metrics=paths.RUN_METRICS,
+        directory(paths.RUN_DIR),
     log:
-        "logs/train/{experiment}/{stabilizer}/seed{seed}.log",
+        "logs/train/{experiment}.log",
     benchmark:
-        "benchmarks/train/{experiment}/{stabilizer}/seed{seed}.tsv"
+        "benchmarks/train/{experiment}.tsv"
     conda:
         CONDA_ENV
     resources:
         mem_mb=mem_mb,
         runtime=runtime_min,
     params:
-        spec=run_spec,
+        runs=train_runs,
     script:
         "../scripts/train.py"
 
 
 rule summarize_train:
     input:
-        metrics=run_files(paths.RUN_METRICS),
-        history=run_files(paths.HISTORY),
+        runs=experiment_dirs(paths.RUN_DIR),
         code=code("train"),
     output:
         json=paths.TRAIN_SUMMARY,
@@ -35,6 +34,8 @@ rule summarize_train:
         CONDA_ENV
     params:
         stage="train",
+        metrics=run_files(paths.RUN_METRICS),
+        history=run_files(paths.HISTORY),
     script:
         "../scripts/summarize.py"
 

@@ -1,17 +1,22 @@
-"""Rule ``analysis``: the flow's local covariance against kNN and closed-form oracles (flowtheory.stages.analysis)."""
+"""Rule ``analysis``: for every run of one experiment, the flow's local covariance against kNN and
+closed-form oracles (flowtheory.stages.analysis)."""
 
 from flowtheory.pipeline import jobs
 from flowtheory.stages import analysis
 
-jobs.run(
-    snakemake,
-    lambda log: analysis.run(
-        dict(snakemake.params.cfg),
-        snakemake.params.intrinsic_dim,
-        snakemake.input.data,
-        snakemake.input.model,
-        snakemake.input.run_metrics,
-        snakemake.output.points,
-        snakemake.output.metrics,
-    ),
-)
+
+def main(log):
+    for r in snakemake.params.runs:
+        log(f"run {r['stabilizer']}/seed{r['seed']}")
+        analysis.run(
+            dict(snakemake.params.cfg),
+            snakemake.params.intrinsic_dim,
+            snakemake.input.data,
+            r["model"],
+            r["run_metrics"],
+            r["points"],
+            r["metrics"],
+        )
+
+
+jobs.run(snakemake, main)

@@ -1,17 +1,22 @@
-"""Rule ``components``: the authors' un-whitened components, batched (flowtheory.stages.components)."""
+"""Rule ``components``: for every run of one experiment, the authors' un-whitened components,
+batched (flowtheory.stages.components)."""
 
 from flowtheory.pipeline import jobs
 from flowtheory.stages import components
 
-jobs.run(
-    snakemake,
-    lambda log: components.run(
-        dict(snakemake.params.cfg),
-        snakemake.input.data,
-        snakemake.input.model,
-        snakemake.input.run_metrics,
-        snakemake.output.npz,
-        snakemake.output.csv,
-        snakemake.output.metrics,
-    ),
-)
+
+def main(log):
+    for r in snakemake.params.runs:
+        log(f"run {r['stabilizer']}/seed{r['seed']}")
+        components.run(
+            dict(snakemake.params.cfg),
+            snakemake.input.data,
+            r["model"],
+            r["run_metrics"],
+            r["npz"],
+            r["csv"],
+            r["metrics"],
+        )
+
+
+jobs.run(snakemake, main)

@@ -5,13 +5,13 @@ from flowtheory.stages import summarize
 
 
 def main(log):
-    stage, inp, out = snakemake.params.stage, snakemake.input, snakemake.output
+    stage, par, out = snakemake.params.stage, snakemake.params, snakemake.output
     if stage == "train":
-        summarize.summarize_train(list(inp.metrics), list(inp.history), out.json, out.csv)
+        summarize.summarize_train(list(par.metrics), list(par.history), out.json, out.csv)
     elif stage == "components":
-        summarize.summarize_components(list(inp.metrics), out.json, out.csv)
+        summarize.summarize_components(list(par.metrics), out.json, out.csv)
     else:
-        summarize.summarize_metrics(list(inp.metrics), stage, out.json)
+        summarize.summarize_metrics(list(par.metrics), stage, out.json)
 
 
 jobs.run(snakemake, main)

@@ -1,16 +1,13 @@
-"""Rule ``train``: one (experiment, stabilizer, seed) run; divergence is a result, not an error (flowtheory.stages.train)."""
+"""Rule ``train``: every (stabilizer, seed) run of one experiment, one after the other; divergence is
+a result, not an error (flowtheory.stages.train)."""
 
 from flowtheory.pipeline import jobs
 from flowtheory.stages import train
 
-jobs.run(
-    snakemake,
-    lambda log: train.run(
-        dict(snakemake.params.spec),
-        snakemake.input.data,
-        snakemake.output.model,
-        snakemake.output.history,
-        snakemake.output.metrics,
-        log=log,
-    ),
-)
+
+def main(log):
+    for r in snakemake.params.runs:
+        train.run(dict(r["spec"]), snakemake.input.data, r["model"], r["history"], r["metrics"], log=log)
+
+
+jobs.run(snakemake, main)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flowtheory.pipeline.paths import CLAIMS_MD, STAGES, stage_targets
+from flowtheory.pipeline.paths import CLAIMS_MD, STAGES, stage_files
 
 __all__ = ["REPORT", "dvc_commit_on_success", "on_success", "splice_readme", "write_report"]
 
@@ -59,7 +59,7 @@ def write_report(config: dict, configfiles: list[str], root: str = ".") -> str:
     """``snakemake --report results/report.html`` once all figures exist (a separate, lock-free call)."""
     if "DVC_STAGE" in os.environ and os.environ["DVC_STAGE"] != "figures":
         return "report: not the figures stage; skipped"
-    if not all(Path(root, p).exists() for p in stage_targets("figures", config)):
+    if not all(Path(root, p).exists() for p in stage_files("figures", config)):
         return "report: figures incomplete; skipped"
     cmd = [sys.executable, "-m", "snakemake", "--nolock", "--report", REPORT]
     for f in configfiles:
@@ -78,7 +78,7 @@ def dvc_commit_on_success(config: dict, configfiles: list[str], root: str = ".")
         return "dvc: no DVC repository here; nothing to commit"
     if not _default_config(configfiles, root):
         return "dvc: run with a non-default --configfile; dvc.lock left unchanged"
-    complete = [s for s in STAGES if all(Path(root, p).exists() for p in stage_targets(s, config))]
+    complete = [s for s in STAGES if all(Path(root, p).exists() for p in stage_files(s, config))]
     if not complete:
         return "dvc: no complete stage; nothing to commit"
     proc = subprocess.run(

@@ -15,6 +15,10 @@ from flowtheory.pipeline.experiments import describe, select
 
 __all__ = [
     "NOTEBOOKS",
+    "experiment_dirs",
+    "experiment_runs",
+    "notebook_files",
+    "stage_files",
     "NOTEBOOK_SHOWS",
     "STAGES",
     "Stage",
@@ -28,14 +32,20 @@ __all__ = [
 PKG = "src/flowtheory"
 
 DATA = "results/data/{dataset}.npz"
-RUN = "results/runs/{experiment}/{stabilizer}/seed{seed}"
+# One job per experiment and stage: it writes one directory with every run's files in it, one
+# subdirectory per (stabilizer, seed). A process (Python, Snakemake's preamble, `import torch`)
+# per run cost about as much as the science on the 2-core machine (results/benchmarks.md).
+RUN_DIR = "results/runs/{experiment}"
+ANALYSIS_DIR = "results/analysis/{experiment}"
+COMPONENTS_DIR = "results/components/{experiment}"
+RUN = RUN_DIR + "/{stabilizer}/seed{seed}"
 MODEL = RUN + "/model.pt"
 HISTORY = RUN + "/history.csv"
 RUN_METRICS = RUN + "/metrics.json"
-ANALYSIS = "results/analysis/{experiment}/{stabilizer}/seed{seed}"
+ANALYSIS = ANALYSIS_DIR + "/{stabilizer}/seed{seed}"
 ANALYSIS_POINTS = ANALYSIS + "/points.csv"
 ANALYSIS_METRICS = ANALYSIS + "/metrics.json"
-COMPONENTS = "results/components/{experiment}/{stabilizer}/seed{seed}"
+COMPONENTS = COMPONENTS_DIR + "/{stabilizer}/seed{seed}"
 COMPONENTS_NPZ = COMPONENTS + "/components.npz"
 COMPONENTS_CSV = COMPONENTS + "/components.csv"
 COMPONENTS_METRICS = COMPONENTS + "/metrics.json"
@@ -265,6 +275,23 @@ def run_files(template: str, config: dict, selected: dict[str, list[str]] | None
     ]
 
 
+def experiment_dirs(template: str, config: dict, selected: dict[str, list[str]] | None = None) -> list[str]:
+    """One stage's per-experiment output directories (``RUN_DIR``, ``ANALYSIS_DIR`` or
+    ``COMPONENTS_DIR``), optionally only of the experiments in ``selected``."""
+    return [template.format(experiment=e) for e in config["experiments"] if selected is None or e in selected]
+
+
+def experiment_runs(config: dict, experiment: str, **templates: str) -> list[dict]:
+    """The runs of one experiment (a job's work list), in config order: each one's ``stabilizer``
+    and ``seed`` and every ``templates`` entry formatted for it, e.g. ``model=MODEL``."""
+    out = []
+    for e, s, k in runs(config):
+        if e == experiment:
+            keys = {"experiment": e, "stabilizer": s, "seed": k}
+            out.append({"stabilizer": s, "seed": k, **{n: t.format(**keys) for n, t in templates.items()}})
+    return out
+
+
 def notebook_experiments(config: dict, name: str, table: dict[str, dict] | None = None) -> dict[str, dict]:
     """The experiments notebook ``name`` shows (:data:`NOTEBOOK_SHOWS`), in config order: each one's
     properties (:func:`flowtheory.pipeline.experiments.describe`) with ``runs``, its selected
@@ -273,21 +300,49 @@ def notebook_experiments(config: dict, name: str, table: dict[str, dict] | None 
     return {e: {**table[e], "runs": stabs} for e, stabs in select(table, NOTEBOOK_SHOWS[name].selector).items()}
 
 
+def _notebook_selection(config: dict, name: str) -> dict[str, list[str]]:
+    return {e: p["runs"] for e, p in notebook_experiments(config, name).items()}
+
+
 def notebook_inputs(config: dict, name: str) -> dict:
-    """What notebook ``name`` reads: the stage summaries plus the per-run outputs of the runs it shows."""
+    """What notebook ``name`` depends on: the stage summaries plus the output directories of the
+    experiments it shows (their per-run files, which it reads, are :func:`notebook_files`)."""
     shows = NOTEBOOK_SHOWS[name]
-    selected = {e: p["runs"] for e, p in notebook_experiments(config, name).items()}
+    selected = _notebook_selection(config, name)
     datasets = sorted({config["experiments"][e]["dataset"] for e in selected})
     return {
         **SUMMARIES,
         "data": [DATA.format(dataset=d) for d in datasets],
+        "components": experiment_dirs(COMPONENTS_DIR, config, selected) if "components" in shows.reads else [],
+        "analysis": experiment_dirs(ANALYSIS_DIR, config, selected) if "analysis" in shows.reads else [],
+    }
+
+
+def notebook_files(config: dict, name: str) -> dict[str, list[str]]:
+    """The per-run files notebook ``name`` reads (``params.components``, ``params.analysis``): those
+    of the runs it shows, inside the directories of :func:`notebook_inputs`."""
+    shows = NOTEBOOK_SHOWS[name]
+    selected = _notebook_selection(config, name)
+    return {
         "components": run_files(COMPONENTS_NPZ, config, selected) if "components" in shows.reads else [],
         "analysis": run_files(ANALYSIS_POINTS, config, selected) if "analysis" in shows.reads else [],
     }
 
 
 def stage_targets(stage: str, config: dict) -> list[str]:
-    """The files a stage's target rule ``stage_<name>`` requests."""
+    """What a stage's target rule ``stage_<name>`` requests: per-experiment directories and summaries
+    (every file in them is :func:`stage_files`)."""
+    if stage == "train":
+        return experiment_dirs(RUN_DIR, config) + [TRAIN_SUMMARY, TRAIN_HISTORY]
+    if stage == "analysis":
+        return experiment_dirs(ANALYSIS_DIR, config) + [ANALYSIS_SUMMARY]
+    if stage == "components":
+        return experiment_dirs(COMPONENTS_DIR, config) + [COMPONENTS_SUMMARY, COMPONENTS_SPECTRA]
+    return stage_files(stage, config)
+
+
+def stage_files(stage: str, config: dict) -> list[str]:
+    """Every file a stage writes (per run, inside the directories of :func:`stage_targets`)."""
     if stage == "data":
         used = dict.fromkeys(exp["dataset"] for exp in config["experiments"].values())
         return [DATA.format(dataset=d) for d in used]
@@ -296,10 +351,7 @@ def stage_targets(stage: str, config: dict) -> list[str]:
             run_paths(MODEL, config)
             + run_paths(HISTORY, config)
             + run_paths(RUN_METRICS, config)
-            + [
-                TRAIN_SUMMARY,
-                TRAIN_HISTORY,
-            ]
+            + [TRAIN_SUMMARY, TRAIN_HISTORY]
         )
     if stage == "analysis":
         return run_paths(ANALYSIS_POINTS, config) + run_paths(ANALYSIS_METRICS, config) + [ANALYSIS_SUMMARY]
