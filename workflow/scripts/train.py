@@ -1,13 +1,7 @@
-"""Rule ``train``: every (stabilizer, seed) run of one experiment, one after the other; divergence is
-a result, not an error (flowtheory.stages.train)."""
+"""Rule ``train``: every (stabilizer, seed) run of one experiment, runs of one stabilizer kind as one
+batched ensemble; divergence is a result, not an error (flowtheory.stages.train)."""
 
 from flowtheory.pipeline import jobs
 from flowtheory.stages import train
 
-
-def main(log):
-    for r in snakemake.params.runs:
-        train.run(dict(r["spec"]), snakemake.input.data, r["model"], r["history"], r["metrics"], log=log)
-
-
-jobs.run(snakemake, main)
+jobs.run(snakemake, lambda log: train.run_many(list(snakemake.params.runs), snakemake.input.data, log=log))

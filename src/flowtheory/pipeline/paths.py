@@ -205,6 +205,7 @@ STAGES: dict[str, Stage] = {
                 *_COMMON,
                 *_FLOW,
                 *_CONFIG,
+                "science/ensemble.py",
                 "science/stabilizers.py",
                 "science/training.py",
                 "stages/summarize.py",

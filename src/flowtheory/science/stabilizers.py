@@ -85,12 +85,15 @@ class Stabilizer:
             return x
         return x + self.sigma * torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
 
+    def exact_jacobian(self, d: int) -> bool:
+        """Whether the Jacobian penalty uses the exact per-sample Jacobian at dimension ``d``."""
+        return self.estimator == "exact" or (self.estimator == "auto" and d <= EXACT_MAX_D)
+
     def nll_and_penalty(self, flow: Flow, x: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
         """Mean NLL of the batch and the penalty term, sharing one pass where possible."""
         zero = x.new_zeros(())
         if self.kind == "jacobian":
-            exact = self.estimator == "exact" or (self.estimator == "auto" and flow.d <= EXACT_MAX_D)
-            if exact:
+            if self.exact_jacobian(flow.d):
                 y, ladj, J = flow.forward_and_jacobian(x)  # one pass for the NLL and the penalty
                 sq = J.pow(2).sum((-2, -1))
             else:

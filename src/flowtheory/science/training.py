@@ -21,7 +21,16 @@ from torch import Tensor
 from flowtheory.science.flows import Flow
 from flowtheory.science.stabilizers import Stabilizer
 
-__all__ = ["FlatAdam", "TrainConfig", "TrainResult", "diagnostics", "evaluate_nll", "make_optimizer", "train"]
+__all__ = [
+    "FlatAdam",
+    "TrainConfig",
+    "TrainResult",
+    "diagnostics",
+    "evaluate_nll",
+    "make_optimizer",
+    "train",
+    "train_ensemble",
+]
 
 #: the authors' (TF1) Adam defaults
 ADAM_BETAS = (0.9, 0.999)
@@ -220,6 +229,135 @@ def train(
             + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
         )
     return result
+
+
+def train_ensemble(
+    flows: list[Flow],
+    x_train: Tensor,
+    x_valid: Tensor,
+    stabs: list[Stabilizer],
+    cfg: TrainConfig,
+    seeds: list[int],
+    log: Callable[[str], None] = print,
+) -> list[TrainResult]:
+    """:func:`train` for several runs at once, batched (:class:`flowtheory.science.ensemble.Stacked`).
+
+    Every member has its own stabilizer and seed and consumes its own generator exactly as
+    :func:`train` does (shuffling, noise), so each member's result equals training it alone up to
+    float round-off. A member that diverges stops as it would alone (its checkpoint is its last
+    finite epoch) while the others go on. The members must be :func:`~flowtheory.science.ensemble.stackable`
+    and their stabilizers one kind; a Jacobian penalty must use the exact Jacobian.
+    """
+    from flowtheory.science.ensemble import Stacked, nll
+
+    kinds = {s.kind for s in stabs}
+    if len(kinds) != 1 or len(flows) != len(stabs) or len(flows) != len(seeds):
+        raise ValueError("train_ensemble needs one flow, stabilizer and seed per member, all of one stabilizer kind")
+    kind = kinds.pop()
+    if kind == "jacobian" and not all(s.exact_jacobian(flows[0].d) for s in stabs):
+        raise ValueError("train_ensemble: the Hutchinson Jacobian penalty is trained one run at a time")
+    for name, x in (("x_train", x_train), ("x_valid", x_valid)):
+        if x.ndim != 2 or len(x) == 0 or x.shape[1] != flows[0].d:
+            raise ValueError(f"{name} must have shape (n > 0, {flows[0].d}), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf values; refusing to train on them")
+    E = len(flows)
+    stacked = Stacked(flows)
+    opt = FlatAdam(stacked.parameters(), cfg.lr)
+    stacked.bind()
+    gens = [torch.Generator(device=x_train.device).manual_seed(s) for s in seeds]
+    alpha = torch.tensor([s.alpha for s in stabs], dtype=x_train.dtype, device=x_train.device)
+    probe = x_train[: cfg.probe_points]
+    results = [TrainResult() for _ in range(E)]
+    good = [copy.deepcopy(f.state_dict()) for f in flows]
+    frozen: dict[int, list[Tensor]] = {}  # diverged members: their stacked slices, restored each step
+    n = len(x_train)
+    for f in flows:
+        f.train()
+    stacked.train()
+    for epoch in range(1, cfg.epochs + 1):
+        live = [e for e in range(E) if e not in frozen]
+        if not live:
+            break
+        perms = [
+            torch.randperm(n, generator=g, device=x_train.device) if e in live else None for e, g in enumerate(gens)
+        ]
+        nll_sum = [0.0] * E
+        pen_sum = [0.0] * E
+        batches = 0
+        for i in range(0, n, cfg.batch_size):
+            xb = torch.stack(
+                [
+                    stabs[e].corrupt(x_train[perms[e][i : i + cfg.batch_size]], gens[e])
+                    if e in live
+                    else x_train[: min(cfg.batch_size, n - i)]
+                    for e in range(E)
+                ]
+            )
+            if kind == "jacobian":
+                y, ladj, J = stacked.forward_and_jacobian(xb)
+                pen = alpha * J.pow(2).sum((-2, -1)).mean(-1)
+            else:
+                y, ladj = stacked(xb)
+                pen = alpha * stacked.weight_sq() if kind == "weight" else torch.zeros_like(alpha)
+            nlls = nll(y, ladj)
+            loss = nlls + pen
+            finite = torch.isfinite(loss).tolist()
+            for e in live:
+                results[e].steps += 1
+            newly = [e for e in live if not finite[e]]
+            for e in newly:
+                _freeze(flows[e], results[e], good[e], epoch, log, stacked, e, frozen)
+            live = [e for e in live if e not in frozen]
+            if not live:
+                break
+            opt.zero_grad()
+            loss[live].sum().backward() if len(live) < E else loss.sum().backward()
+            opt.step()
+            _restore(stacked, frozen)
+            nl, pl = nlls.tolist(), pen.tolist()
+            for e in live:
+                nll_sum[e] += nl[e]
+                pen_sum[e] += pl[e]
+            batches += 1
+        for e in list(live):
+            if e in frozen:
+                continue
+            if not _finite_params(flows[e]):
+                _freeze(flows[e], results[e], good[e], epoch, log, stacked, e, frozen)
+                continue
+            row = {
+                "epoch": epoch,
+                "step": results[e].steps,
+                "train_nll": nll_sum[e] / batches,
+                "penalty": pen_sum[e] / batches,
+                "valid_nll": evaluate_nll(flows[e], x_valid),
+            }
+            if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs:
+                row.update(diagnostics(flows[e], probe))
+            results[e].history.append(row)
+            good[e] = copy.deepcopy(flows[e].state_dict())
+            results[e].checkpoint_epoch = epoch
+            log(
+                f"epoch {epoch}/{cfg.epochs} [{stabs[e].name} seed {seeds[e]}] step {results[e].steps} "
+                f"train_nll {row['train_nll']:.4f} "
+                f"valid_nll {row['valid_nll']:.4f} penalty {row['penalty']:.4g}"
+                + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
+            )
+    return results
+
+
+def _freeze(flow, result, good_state, epoch, log, stacked, e, frozen) -> None:
+    """A member diverged: back to its last finite epoch, and kept there while the others train."""
+    _diverged(flow, result, good_state, epoch, log)
+    frozen[e] = [p.detach()[e].clone() for p in stacked.stack]
+
+
+@torch.no_grad()
+def _restore(stacked, frozen: dict[int, list[Tensor]]) -> None:
+    for e, values in frozen.items():
+        for p, v in zip(stacked.stack, values, strict=True):
+            p[e] = v
 
 
 def _diverged(flow: Flow, result: TrainResult, good_state: dict, epoch: int, log: Callable) -> TrainResult:

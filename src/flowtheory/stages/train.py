@@ -3,19 +3,23 @@ checkpoint, a per-epoch history and a metrics file (``workflow/scripts/train.py`
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from torch import Tensor
 
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.config import RunSpec
-from flowtheory.science.flows import build_flow, count_parameters
+from flowtheory.science.ensemble import stackable
+from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import TrainConfig, train, trend
+from flowtheory.science.training import TrainConfig, TrainResult, train, train_ensemble, trend
 
-__all__ = ["TREND_FRACTION", "run"]
+__all__ = ["TREND_FRACTION", "run", "run_many"]
 
 #: fraction of the epochs over which NLL and singular-value trends are fitted
 TREND_FRACTION = 0.25
@@ -27,24 +31,105 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass
+class _Run:
+    """One run, set up: its settings, stabilizer, flow and output paths."""
+
+    rs: RunSpec
+    stab: Stabilizer
+    cfg: TrainConfig
+    flow: Flow
+    out: tuple[str, str, str]  # model, history, metrics
+
+    def group_key(self) -> tuple:
+        """Runs with equal keys train together as one batched ensemble."""
+        exact = self.stab.exact_jacobian(self.flow.d) if self.stab.kind == "jacobian" else None
+        return (
+            self.stab.kind,
+            exact,
+            json.dumps(self.rs.flow, sort_keys=True),
+            self.rs.dtype,
+            self.rs.device,
+            self.cfg,
+        )
+
+
+def _setup(spec: dict, d: int, out: tuple[str, str, str]) -> _Run:
+    rs = RunSpec(**spec)
+    stab = Stabilizer.from_config(rs.stabilizer, rs.stab)  # validates before any work
+    cfg = TrainConfig(rs.epochs, rs.lr, rs.batch_size, rs.probe_points, rs.diagnostics_every)
+    flow = build_flow(rs.flow, d, getattr(torch, rs.dtype), seed=rs.seed).to(_device(rs.device))
+    return _Run(rs, stab, cfg, flow, out)
+
+
+def _tensors(data: dict, r: _Run) -> tuple[Tensor, Tensor]:
+    dtype, device = getattr(torch, r.rs.dtype), _device(r.rs.device)
+    return (
+        torch.as_tensor(data["x_train"], dtype=dtype, device=device),
+        torch.as_tensor(data["x_valid"], dtype=dtype, device=device),
+    )
+
+
+def _announce(r: _Run, d: int, log: Callable[[str], None], together: int = 1) -> None:
+    log(
+        f"run {r.rs.run_id}: {r.rs.flow['kind']} flow, {count_parameters(r.flow)} parameters, d={d}, "
+        f"stabilizer {r.stab.kind} lam={r.stab.lam} (authors' knobs {r.stab.authors_knobs()}), {r.rs.epochs} epochs"
+        + (f", batched with {together - 1} other run(s)" if together > 1 else "")
+    )
+
+
 def run(
     spec: dict, data_path: str, out_model: str, out_history: str, out_metrics: str, log: Callable[[str], None] = print
 ) -> dict:
     """Trains one (experiment, stabilizer, seed) run and writes its checkpoint, history and metrics."""
-    rs = RunSpec(**spec)
-    stab = Stabilizer.from_config(rs.stabilizer, rs.stab)  # validates before any work
-    cfg = TrainConfig(rs.epochs, rs.lr, rs.batch_size, rs.probe_points, rs.diagnostics_every)
+    return run_many(
+        [{"spec": spec, "model": out_model, "history": out_history, "metrics": out_metrics}], data_path, log
+    )[0]
+
+
+def run_many(runs: list[dict], data_path: str, log: Callable[[str], None] = print, batched: bool = True) -> list[dict]:
+    """Trains the runs of one experiment (``runs``: dicts of ``spec``, ``model``, ``history``,
+    ``metrics``) and writes each one's checkpoint, history and metrics.
+
+    Runs of one stabilizer kind whose flows can be stacked train together as one batched ensemble
+    (:func:`flowtheory.science.training.train_ensemble`, ``batched``); the others one at a time.
+    Either way a run's result equals training it alone up to float round-off."""
+    for r in runs:  # every run's settings are checked before any data are read
+        Stabilizer.from_config(r["spec"]["stabilizer"], dict(r["spec"]["stab"]))
     data = storage.load_dataset(data_path)
-    dtype, device = getattr(torch, rs.dtype), _device(rs.device)
-    x_train = torch.as_tensor(data["x_train"], dtype=dtype, device=device)
-    x_valid = torch.as_tensor(data["x_valid"], dtype=dtype, device=device)
-    d = x_train.shape[1]
-    flow = build_flow(rs.flow, d, dtype, seed=rs.seed).to(device)
-    log(
-        f"run {rs.run_id}: {rs.flow['kind']} flow, {count_parameters(flow)} parameters, d={d}, "
-        f"stabilizer {stab.kind} lam={stab.lam} (authors' knobs {stab.authors_knobs()}), {rs.epochs} epochs"
-    )
-    result = train(flow, x_train, x_valid, stab, cfg, seed=rs.seed, log=log)
+    d = int(data["x_train"].shape[1])
+    setups = [_setup(dict(r["spec"]), d, (r["model"], r["history"], r["metrics"])) for r in runs]
+    groups: dict[tuple, list[_Run]] = {}
+    for r in setups:
+        groups.setdefault(r.group_key() if batched else (id(r),), []).append(r)
+    metrics: dict[int, dict] = {}
+    for group in groups.values():
+        x_train, x_valid = _tensors(data, group[0])
+        if len(group) > 1 and stackable([r.flow for r in group]):
+            for r in group:
+                _announce(r, d, log, len(group))
+            results = train_ensemble(
+                [r.flow for r in group],
+                x_train,
+                x_valid,
+                [r.stab for r in group],
+                group[0].cfg,
+                [r.rs.seed for r in group],
+                log=log,
+            )
+        else:
+            results = []
+            for r in group:
+                _announce(r, d, log)
+                results.append(train(r.flow, *_tensors(data, r), r.stab, r.cfg, seed=r.rs.seed, log=log))
+        for r, result in zip(group, results, strict=True):
+            metrics[id(r)] = _write(r, d, result)
+    return [metrics[id(r)] for r in setups]
+
+
+def _write(r: _Run, d: int, result: TrainResult) -> dict:
+    rs, stab, flow = r.rs, r.stab, r.flow
+    out_model, out_history, out_metrics = r.out
     hist = pd.DataFrame(result.history)
     for col in (
         "epoch",
