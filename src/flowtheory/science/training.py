@@ -29,6 +29,7 @@ __all__ = [
     "evaluate_nll",
     "make_optimizer",
     "train",
+    "ensemble_family",
     "train_ensemble",
 ]
 
@@ -246,16 +247,18 @@ def train_ensemble(
     :func:`train` does (shuffling, noise), so each member's result equals training it alone up to
     float round-off. A member that diverges stops as it would alone (its checkpoint is its last
     finite epoch) while the others go on. The members must be :func:`~flowtheory.science.ensemble.stackable`
-    and their stabilizers one kind; a Jacobian penalty must use the exact Jacobian.
+    and their stabilizers of one :func:`ensemble_family`.
     """
     from flowtheory.science.ensemble import Stacked, nll
 
-    kinds = {s.kind for s in stabs}
-    if len(kinds) != 1 or len(flows) != len(stabs) or len(flows) != len(seeds):
-        raise ValueError("train_ensemble needs one flow, stabilizer and seed per member, all of one stabilizer kind")
-    kind = kinds.pop()
-    if kind == "jacobian" and not all(s.exact_jacobian(flows[0].d) for s in stabs):
-        raise ValueError("train_ensemble: the Hutchinson Jacobian penalty is trained one run at a time")
+    if len(flows) != len(stabs) or len(flows) != len(seeds):
+        raise ValueError("train_ensemble needs one flow, stabilizer and seed per member")
+    jacobian = ensemble_family(stabs[0], flows[0].d)
+    if jacobian is None or any(ensemble_family(s, flows[0].d) != jacobian for s in stabs):
+        raise ValueError(
+            "train_ensemble: the members' stabilizers must all be exact Jacobian penalties or all "
+            "none, weight or noise (Hutchinson penalties train one run at a time)"
+        )
     for name, x in (("x_train", x_train), ("x_valid", x_valid)):
         if x.ndim != 2 or len(x) == 0 or x.shape[1] != flows[0].d:
             raise ValueError(f"{name} must have shape (n > 0, {flows[0].d}), got {tuple(x.shape)}")
@@ -266,7 +269,9 @@ def train_ensemble(
     opt = FlatAdam(stacked.parameters(), cfg.lr)
     stacked.bind()
     gens = [torch.Generator(device=x_train.device).manual_seed(s) for s in seeds]
+    # per member: α of its penalty (0 for none and noise, whose penalty term is then exactly 0)
     alpha = torch.tensor([s.alpha for s in stabs], dtype=x_train.dtype, device=x_train.device)
+    weight = any(s.kind == "weight" for s in stabs)
     probe = x_train[: cfg.probe_points]
     results = [TrainResult() for _ in range(E)]
     good = [copy.deepcopy(f.state_dict()) for f in flows]
@@ -294,12 +299,12 @@ def train_ensemble(
                     for e in range(E)
                 ]
             )
-            if kind == "jacobian":
+            if jacobian:
                 y, ladj, J = stacked.forward_and_jacobian(xb)
                 pen = alpha * J.pow(2).sum((-2, -1)).mean(-1)
             else:
                 y, ladj = stacked(xb)
-                pen = alpha * stacked.weight_sq() if kind == "weight" else torch.zeros_like(alpha)
+                pen = alpha * stacked.weight_sq() if weight else torch.zeros_like(alpha)
             nlls = nll(y, ladj)
             loss = nlls + pen
             finite = torch.isfinite(loss).tolist()
@@ -345,6 +350,15 @@ def train_ensemble(
                 + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
             )
     return results
+
+
+def ensemble_family(stab: Stabilizer, d: int) -> bool | None:
+    """Which runs can train in one ensemble: True for an exact Jacobian penalty, False for none,
+    weight and noise (one forward pass; the others' penalty weight is 0), None for a Hutchinson
+    penalty (random probes through the flow: one run at a time)."""
+    if stab.kind == "jacobian":
+        return True if stab.exact_jacobian(d) else None
+    return False
 
 
 def _freeze(flow, result, good_state, epoch, log, stacked, e, frozen) -> None:

@@ -17,7 +17,7 @@ from flowtheory.pipeline.config import RunSpec
 from flowtheory.science.ensemble import stackable
 from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import TrainConfig, TrainResult, train, train_ensemble, trend
+from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train, train_ensemble, trend
 
 __all__ = ["TREND_FRACTION", "run", "run_many"]
 
@@ -43,15 +43,10 @@ class _Run:
 
     def group_key(self) -> tuple:
         """Runs with equal keys train together as one batched ensemble."""
-        exact = self.stab.exact_jacobian(self.flow.d) if self.stab.kind == "jacobian" else None
-        return (
-            self.stab.kind,
-            exact,
-            json.dumps(self.rs.flow, sort_keys=True),
-            self.rs.dtype,
-            self.rs.device,
-            self.cfg,
-        )
+        family = ensemble_family(self.stab, self.flow.d)
+        if family is None:  # trained alone
+            return (id(self),)
+        return (family, json.dumps(self.rs.flow, sort_keys=True), self.rs.dtype, self.rs.device, self.cfg)
 
 
 def _setup(spec: dict, d: int, out: tuple[str, str, str]) -> _Run:
@@ -91,7 +86,8 @@ def run_many(runs: list[dict], data_path: str, log: Callable[[str], None] = prin
     """Trains the runs of one experiment (``runs``: dicts of ``spec``, ``model``, ``history``,
     ``metrics``) and writes each one's checkpoint, history and metrics.
 
-    Runs of one stabilizer kind whose flows can be stacked train together as one batched ensemble
+    Runs of one :func:`~flowtheory.science.training.ensemble_family` (exact Jacobian penalties; or
+    none, weight and noise) whose flows can be stacked train together as one batched ensemble
     (:func:`flowtheory.science.training.train_ensemble`, ``batched``); the others one at a time.
     Either way a run's result equals training it alone up to float round-off."""
     for r in runs:  # every run's settings are checked before any data are read
