@@ -10,7 +10,7 @@ REV ?= HEAD
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup reproduce verify test test-data test-slurm bench report dvc.yaml checkout pull lock lint clean-venv
+.PHONY: setup reproduce verify test test-data test-slurm bench bench-compare report dvc.yaml checkout pull lock lint clean-venv
 
 setup: $(STAMP)  ## create .venv with the pinned environment (idempotent, fast when done)
 
@@ -40,6 +40,9 @@ test: setup test-data test-slurm  ## set up, then lint and run the test suite
 
 bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/)
 	source $(BIN)/activate && python -m bench.steps && python -m bench.pipeline
+
+bench-compare: setup  ## old commit (OLD, default 6909fdb) vs this tree, tiny and paper configs, back to back
+	source $(BIN)/activate && python -m bench.compare --old $(or $(OLD),6909fdb)
 
 report: setup  ## one HTML report with every figure and caption
 	source $(BIN)/activate && snakemake --report results/report.html
