@@ -64,7 +64,9 @@ def _time_v(text: str) -> dict:
 
 def run_config(project: Path, args: list[str], cores: int) -> dict:
     """One pipeline run from scratch in ``project``: times, peak memory and job count."""
-    env = dict(os.environ, PYTHONPATH=str(project / "src"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # the venv's bin on PATH: the old commit's onsuccess hook calls `snakemake` by name
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = dict(os.environ, PYTHONPATH=str(project / "src"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PATH=path)
     snakemake = str(Path(sys.executable).parent / "snakemake")
     t0 = time.perf_counter()
     proc = subprocess.run(
