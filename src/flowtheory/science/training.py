@@ -326,20 +326,26 @@ def train_ensemble(
                 pen_sum[e] += pl[e]
             batches += 1
         for e in list(live):
-            if e in frozen:
-                continue
-            if not _finite_params(flows[e]):
+            if e not in frozen and not _finite_params(flows[e]):
                 _freeze(flows[e], results[e], good[e], epoch, log, stacked, e, frozen)
-                continue
+        live = [e for e in live if e not in frozen]
+        if not live:
+            break
+        # the per-epoch evaluation of all members in one batched pass (as evaluate_nll, diagnostics)
+        valid = _stacked_nll(stacked, x_valid)
+        diag = (
+            _stacked_diagnostics(stacked, probe) if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs else None
+        )
+        for e in live:
             row = {
                 "epoch": epoch,
                 "step": results[e].steps,
                 "train_nll": nll_sum[e] / batches,
                 "penalty": pen_sum[e] / batches,
-                "valid_nll": evaluate_nll(flows[e], x_valid),
+                "valid_nll": valid[e],
             }
-            if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs:
-                row.update(diagnostics(flows[e], probe))
+            if diag is not None:
+                row.update(diag[e])
             results[e].history.append(row)
             good[e] = copy.deepcopy(flows[e].state_dict())
             results[e].checkpoint_epoch = epoch
@@ -350,6 +356,37 @@ def train_ensemble(
                 + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
             )
     return results
+
+
+@torch.no_grad()
+def _stacked_nll(stacked, x: Tensor, batch_size: int = 1000) -> list[float]:
+    """:func:`evaluate_nll` of every member at once."""
+    total = [0.0] * stacked.E
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].expand(stacked.E, -1, -1)
+        y, ladj = stacked(xb)
+        log_prob = -0.5 * (y**2).sum(-1) - 0.5 * stacked.d * math.log(2 * math.pi) + ladj
+        for e, v in enumerate((-log_prob.sum(-1)).tolist()):
+            total[e] += v
+    return [t / len(x) for t in total]
+
+
+@torch.no_grad()
+def _stacked_diagnostics(stacked, x: Tensor) -> list[dict[str, float]]:
+    """:func:`diagnostics` of every member at once."""
+    _, ladj, J = stacked.forward_and_jacobian(x.expand(stacked.E, -1, -1))
+    s = torch.linalg.svdvals(J)
+    cond = s[..., 0] / s[..., -1]
+    return [
+        {
+            "smax": s[e, :, 0].median().item(),
+            "smin": s[e, :, -1].median().item(),
+            "cond": cond[e].median().item(),
+            "cond_max": cond[e].max().item(),
+            "max_abs_logdet": ladj[e].abs().max().item(),
+        }
+        for e in range(stacked.E)
+    ]
 
 
 def ensemble_family(stab: Stabilizer, d: int) -> bool | None:
