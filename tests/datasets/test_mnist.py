@@ -194,7 +194,10 @@ def test_load_mnist_downsampled_keeps_the_pairs_and_constant_pixels():
     np.testing.assert_array_equal(small["c_train"], full["c_train"])
     np.testing.assert_allclose(small["x_train"], pool(full["x_train"], 2))
     assert (small["x_train"] == 0).all(0).sum() >= 18  # 18 pooled pixels are 0 in all 5,000 digits
-    assert build.make_dataset({"kind": "mnist", "n_train": 20, "n_valid": 5, "downsample": 2}, 0)["x_train"].shape[1] == 196
+    assert (
+        build.make_dataset({"kind": "mnist", "n_train": 20, "n_valid": 5, "downsample": 2}, 0)["x_train"].shape[1]
+        == 196
+    )
 
 
 def test_make_dataset_mnist_uses_the_embedded_digits():

@@ -327,18 +327,18 @@ def test_subspace_overlap_closed_forms():
     R = np.random.default_rng(2).standard_normal((k, k))
     A_rot = A @ np.linalg.qr(R)[0]  # another basis of the same subspace
     dirs = np.stack([A, B, A_rot])
-    O = subspace_overlaps(dirs, k)
-    assert O[0, 0] == pytest.approx(1.0, rel=RTOL_CLOSED_FORM)
-    assert O[0, 2] == pytest.approx(1.0, rel=RTOL_CLOSED_FORM)
-    assert O[0, 1] == pytest.approx(np.mean(np.cos(angles) ** 2), rel=RTOL_CLOSED_FORM)
-    np.testing.assert_allclose(O, O.T, rtol=RTOL_CLOSED_FORM)
+    ov = subspace_overlaps(dirs, k)
+    assert ov[0, 0] == pytest.approx(1.0, rel=RTOL_CLOSED_FORM)
+    assert ov[0, 2] == pytest.approx(1.0, rel=RTOL_CLOSED_FORM)
+    assert ov[0, 1] == pytest.approx(np.mean(np.cos(angles) ** 2), rel=RTOL_CLOSED_FORM)
+    np.testing.assert_allclose(ov, ov.T, rtol=RTOL_CLOSED_FORM)
     Q = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))[0]
     orth = subspace_overlaps(np.stack([Q[:, :k], Q[:, k : 2 * k]]), k)
     assert abs(orth[0, 1]) < 1e-12
     # only the first k columns count; a reference basis gives one overlap per point
     wide = np.concatenate([np.stack([A, B]), np.stack([C, C])], axis=2)
-    assert subspace_overlaps(wide, k)[0, 1] == pytest.approx(O[0, 1], rel=RTOL_CLOSED_FORM)
-    np.testing.assert_allclose(subspace_overlaps(dirs, k, A), [1.0, O[0, 1], 1.0], rtol=RTOL_CLOSED_FORM)
+    assert subspace_overlaps(wide, k)[0, 1] == pytest.approx(ov[0, 1], rel=RTOL_CLOSED_FORM)
+    np.testing.assert_allclose(subspace_overlaps(dirs, k, A), [1.0, ov[0, 1], 1.0], rtol=RTOL_CLOSED_FORM)
     with pytest.raises(ValueError, match="k >= 1"):
         subspace_overlaps(dirs, k + 1)
 
@@ -348,14 +348,14 @@ def test_subspace_overlap_random_is_k_over_d():
     d, k, n = 40, 4, 200
     rng = np.random.default_rng(3)
     dirs = np.stack([np.linalg.qr(rng.standard_normal((d, k)))[0] for _ in range(n)])
-    O = subspace_overlaps(dirs, k)
-    assert O[~np.eye(n, dtype=bool)].mean() == pytest.approx(k / d, rel=0.05)
+    ov = subspace_overlaps(dirs, k)
+    assert ov[~np.eye(n, dtype=bool)].mean() == pytest.approx(k / d, rel=0.05)
 
 
 def test_class_overlaps():
-    O = np.array([[1.0, 0.8, 0.1], [0.8, 1.0, 0.3], [0.1, 0.3, 1.0]])
-    within, across = class_overlaps(O, np.array([0, 0, 1]))
+    ov = np.array([[1.0, 0.8, 0.1], [0.8, 1.0, 0.3], [0.1, 0.3, 1.0]])
+    within, across = class_overlaps(ov, np.array([0, 0, 1]))
     assert within == pytest.approx(0.8)
     assert across == pytest.approx(0.2)
-    within, across = class_overlaps(O, np.array([0, 1, 2]))
+    within, across = class_overlaps(ov, np.array([0, 1, 2]))
     assert np.isnan(within) and across == pytest.approx(0.4)

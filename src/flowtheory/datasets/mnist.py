@@ -163,14 +163,14 @@ def pool(X: np.ndarray, factor: int) -> np.ndarray:
         ValueError: if the images are not square or their side is not a multiple of ``factor``.
     """
     X = np.asarray(X)
+    if factor == 1:
+        return X
     side = math.isqrt(X.shape[1])
     if factor < 1 or side * side != X.shape[1] or side % factor:
         raise ValueError(
             f"downsample {factor}: expected square images whose side is a multiple of {factor}, "
             f"got {X.shape[1]} pixels per image"
         )
-    if factor == 1:
-        return X
     s = side // factor
     return X.reshape(len(X), s, factor, s, factor).mean((2, 4)).reshape(len(X), s * s)
 
