@@ -89,16 +89,17 @@ def pictures(fig, grid, key, r, side, classes):
         image(fig.add_subplot(grid[0, 1 + k]), axes[k], side, title=f"global PC{k + 1}")
     for row, lab in enumerate(classes, start=1):
         p = int(np.flatnonzero(labels == lab)[0])
-        image(fig.add_subplot(grid[row, 0]), r["x"][p], side, ylabel=f"digit {lab}", diverging=False)
+        first = row == 1
+        image(fig.add_subplot(grid[row, 0]), r["x"][p], side, "example" if first else None, f"digit {lab}", False)
         for k in range(n_dirs):
             a = fig.add_subplot(grid[row, 1 + k])
-            cos = f" |cos PC{k + 1}| {abs(dirs[p, :, k] @ axes[k]):.2f}" if axes is not None else ""
-            image(a, dirs[p, :, k], side)
-            a.set_xlabel(f"local v{k + 1}{cos}", fontsize=6)
+            image(a, dirs[p, :, k], side, title=f"local v{k + 1}" if first else None)
+            if axes is not None:
+                a.set_xlabel(f"|cos PC{k + 1}| {abs(dirs[p, :, k] @ axes[k]):.2f}", fontsize=6)
         if trav is not None and p in trav_points:
             imgs = trav[trav_points.index(p)]
             for j, t in enumerate(steps):
-                title = f"t = {t:+g}" if row == 1 else None
+                title = f"t = {t:+g}" if first else None
                 image(fig.add_subplot(grid[row, 2 + N_DIRS + j]), imgs[j], side, title=title, diverging=False)
     fig.suptitle(f"{key[0]}/{key[1]}/seed{key[2]}: local directions and traversals along the top component", fontsize=9)
 
