@@ -223,11 +223,11 @@ def _remove(relpath: str) -> Callable[[Path, Path], None]:
 
 LINE = _run_outputs("train", "line_linear", "none")
 MNIST = "results/data/mnist.npz"
-MNIST_TRAIN = _run_outputs("train", "mnist_realnvp", "none")[0]
+MNIST_TRAIN = _run_outputs("train", "mnist_mlp", "none")[0]
 CKPT_SCURVE = MODEL.format(experiment="scurve_mlp", stabilizer="none", seed=0)
 CKPT_SWEEP = MODEL.format(experiment="scurve_sweep", stabilizer="jacobian_1e-2", seed=0)
 CKPT_CIRCLE = MODEL.format(experiment="circle_mlp", stabilizer="jacobian_1e-2", seed=0)
-CKPT_MNIST = MODEL.format(experiment="mnist_realnvp", stabilizer="none", seed=0)
+CKPT_MNIST = MODEL.format(experiment="mnist_mlp", stabilizer="none", seed=0)
 METRICS_SCURVE = RUN_METRICS.format(experiment="scurve_mlp", stabilizer="none", seed=0)
 
 CASES = [

@@ -18,7 +18,7 @@ from flowtheory.pipeline.paths import (
 from pipeline_project import commit_all, sh, snakemake
 
 RUN = ("gaussian_linear", "none", "seed0")  # a float64 run of the tiny config
-RUN32 = ("mnist_realnvp", "none", "seed0")  # a float32 run
+RUN32 = ("mnist_mlp", "none", "seed0")  # a float32 run
 
 
 def _verify(project: Path, *args: str):

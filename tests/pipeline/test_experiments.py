@@ -26,7 +26,7 @@ def ci():
 
 
 def test_describe_gives_every_property(paper):
-    g, s, m = paper["gaussian_linear"], paper["scurve_mlp"], paper["mnist_realnvp"]
+    g, s, m = paper["gaussian_linear"], paper["scurve_mlp"], paper["mnist_mlp"]
     assert g["dataset"]["kind"] == "gaussian" and g["dataset"]["known_cov"] and not g["dataset"]["degenerate"]
     assert g["flow"] == {"family": "linear", "linear": True}
     assert g["stabilizers"]["weight_1e-1"] == {"kind": "weight", "lam": 0.1}
@@ -152,6 +152,7 @@ PAPER_SCOPE = {
     "regularized_stable_weight": {
         "line_linear": ["weight_1e-1"],
         "scurve_mlp": ["weight_1e-2"],
+        "mnist_mlp": ["weight_1e-2"],
     },
     "regularized_stable_jacobian": {
         "scurve_mlp": ["jacobian_1e-2"],
@@ -170,7 +171,7 @@ PAPER_SCOPE = {
         "sheet8_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
         "sphere_mlp": ["jacobian_1e-2"],
         "sheet8_mlp": ["jacobian_1e-2"],
-        "mnist_realnvp": ["jacobian_hutch_1e-2"],
+        "mnist_mlp": ["jacobian_hutch_1e-2"],
     },
     "regularized_stable_noise": {
         "line_linear": ["noise_1e-1"],
@@ -185,7 +186,7 @@ PAPER_SCOPE = {
         "sheet8_mlp": ["noise_1e-2"],
         "scurve_nsf": ["noise_1e-2"],
         "swissroll_nsf": ["noise_1e-2"],
-        "mnist_realnvp": ["noise_1e-2"],
+        "mnist_mlp": ["noise_1e-2"],
     },
     "noise_equals_tikhonov": {"gaussian_linear": ["noise_1e-1"]},
     "local_covariance_knn": {
@@ -274,9 +275,9 @@ PAPER_SCOPE = {
         "sphere_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
         "sheet8_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
     },
-    "mnist_unregularized_diverges": {"mnist_realnvp": ["none"]},
-    "mnist_spectrum_decay": {"mnist_realnvp": ["noise_1e-2", "jacobian_hutch_1e-2"]},
-    "mnist_components_local": {"mnist_realnvp": ["noise_1e-2", "jacobian_hutch_1e-2"]},
+    "mnist_unregularized_diverges": {"mnist_mlp": ["none"]},
+    "mnist_spectrum_decay": {"mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"]},
+    "mnist_components_local": {"mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"]},
 }
 #: the same selector as the tangent-space claim: every nonlinear flow on a manifold, penalty or noise
 PAPER_SCOPE["normal_std_shrinkage"] = PAPER_SCOPE["local_covariance_oracle"]

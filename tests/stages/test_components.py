@@ -42,7 +42,8 @@ def test_locality_follows_the_class():
 
 
 def test_traversal_of_a_linear_flow_is_a_straight_line_along_v1():
-    """For y = W(x - b): x(t) = g(f(x) + t u1) = x + t v1 / s1 with u1 = W v1 / |W v1|, s1 = |W v1|."""
+    """For y = W(x - b): x(t) = g(f(x) + t σ u1) = x + t σ v1 / s1 with u1 = W v1 / |W v1|,
+    s1 = |W v1| and σ the std of the points' latents along u1."""
     d, n = 20, 6
     torch.manual_seed(0)
     flow = build_flow({"kind": "linear"}, d, torch.float64)
@@ -60,5 +61,7 @@ def test_traversal_of_a_linear_flow_is_a_straight_line_along_v1():
     assert images.shape == (3, len(TRAVERSAL_STEPS), d)
     for i, p in enumerate(points):
         v1, s1 = dirs[p, :, 0], 1 / comp.scale[p, 0].item()
-        expected = x[p] + np.asarray(TRAVERSAL_STEPS)[:, None] * v1[None, :] / s1
+        u1 = J[p].numpy() @ v1 / s1
+        sigma = (y.numpy() @ u1).std()
+        expected = x[p] + np.asarray(TRAVERSAL_STEPS)[:, None] * sigma * v1[None, :] / s1
         np.testing.assert_allclose(images[i], expected, atol=1e-10)

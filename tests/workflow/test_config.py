@@ -107,7 +107,7 @@ def test_name_pattern_is_the_schemas(root):
 def test_neighbour_counts_skip_high_dimensional_data(ci):
     """Above HIGHDIM dimensions neither kNN runs, so MNIST alone accepts any knn_k and align_k."""
     cfg = copy.deepcopy(ci)
-    cfg["experiments"] = {"mnist_realnvp": cfg["experiments"]["mnist_realnvp"]}
+    cfg["experiments"] = {"mnist_mlp": cfg["experiments"]["mnist_mlp"]}
     cfg["analysis"]["knn_k"] = cfg["components"]["align_k"] = 10_000
     check(cfg)
 

@@ -13,8 +13,8 @@
 # global PCA eigenvalues, per run. Right, from the first stabilized run: the global PCA directions
 # (top row, the same for every digit), then one row per digit class: an example digit, its local
 # principal directions v1, v2 (un-whitened components, docs/theory.md §3), and the traversal
-# x(t) = g(f(x) + t u1) along its top component (u1 the latent singular vector paired with v1, t in
-# latent standard deviations). Whether the local directions are local is the claim
+# x(t) = g(f(x) + t σ u1) along its top component (u1 the latent singular vector paired with v1, σ
+# the analysed points' latent std along u1). Whether the local directions are local is the claim
 # `mnist_components_local` (docs/findings.md#mnist-flow).
 
 # %%

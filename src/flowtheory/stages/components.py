@@ -23,8 +23,10 @@ HIGHDIM_COMPONENTS = 16
 #: dimension of the local subspaces compared by the locality metric (paper_map.yaml
 #: ``mnist_components_local``: small against MNIST's intrinsic dimension, the k of the old measurement)
 LOCAL_K = 4
-#: latent steps t (in latent standard deviations) of the traversals x(t) = g(f(x) + t u_1)
-TRAVERSAL_STEPS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+#: steps t (in the data's latent standard deviations along u_1) of the traversals x(t) = g(f(x) + t σ u_1);
+#: within ±1.5: the MLP flow's generative map (sinh activations) explodes beyond about one std on
+#: one side (docs/findings.md#mnist-flow)
+TRAVERSAL_STEPS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 #: example points (the first of each class among the analysed points) that get a traversal
 TRAVERSAL_CLASSES = 10
 
@@ -52,10 +54,11 @@ def locality(directions: np.ndarray, labels: np.ndarray, pca_axes: np.ndarray, k
 
 
 def traversals(flow, x: np.ndarray, y: np.ndarray, J: np.ndarray, directions: np.ndarray, labels: np.ndarray):
-    """Images along each example point's top un-whitened component: x(t) = g(f(x) + t u_1).
+    """Images along each example point's top un-whitened component: x(t) = g(f(x) + t σ u_1).
 
     u_1 = J_f(x) v_1 / |J_f(x) v_1| is the latent-space singular vector paired with the top local
-    direction v_1 (local std 1/s_1 along v_1 in data space is one latent std along u_1). One
+    direction v_1 (local std 1/s_1 along v_1 in data space is one latent std along u_1); σ is the
+    std of the analysed points' latents along u_1, so that t counts the data's latent stds. One
     example per class (the first analysed point of each, at most :data:`TRAVERSAL_CLASSES`).
 
     Returns:
@@ -68,8 +71,12 @@ def traversals(flow, x: np.ndarray, y: np.ndarray, J: np.ndarray, directions: np
         return points, np.zeros((0, len(TRAVERSAL_STEPS), x.shape[1]))
     u = np.einsum("nij,nj->ni", J[points], directions[points, :, 0])
     u /= np.linalg.norm(u, axis=1, keepdims=True)
+    # one step: the analysed points' latent std along u (1 for latents ~ N(0, I); less on clean
+    # data when the flow was fitted with a stabilizer, docs/theory.md §2.5), so the steps stay
+    # within the data's range
+    sigma = (y @ u.T).std(0)
     steps = np.asarray(TRAVERSAL_STEPS)
-    latents = y[points][:, None, :] + steps[None, :, None] * u[:, None, :]
+    latents = y[points][:, None, :] + steps[None, :, None] * (sigma[:, None] * u)[:, None, :]
     dtype = next(flow.parameters()).dtype
     with torch.no_grad():
         images = flow.generate(torch.as_tensor(latents.reshape(-1, x.shape[1]), dtype=dtype)).double().numpy()
