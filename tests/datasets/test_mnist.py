@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from flowtheory.datasets import build
-from flowtheory.datasets.mnist import IDXError, embedded_path, load_mnist, read_embedded, read_idx, write_idx
+from flowtheory.datasets.mnist import IDXError, embedded_path, load_mnist, pool, read_embedded, read_idx, write_idx
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {
@@ -171,6 +171,33 @@ def test_load_mnist_embedded_is_deterministic_for_a_seed(embedded):
     table = _image_labels(*embedded)
     for row, lab in zip(np.round(a["x_train"] * 255).astype(np.uint8), a["c_train"], strict=True):
         assert int(lab) in table[row.tobytes()]
+
+
+def test_pool_averages_blocks():
+    x = np.arange(16.0).reshape(1, 16)  # one 4 × 4 image
+    np.testing.assert_array_equal(pool(x, 2), [[2.5, 4.5, 10.5, 12.5]])
+    np.testing.assert_array_equal(pool(x, 1), x)
+    np.testing.assert_array_equal(pool(x, 4), [[7.5]])
+    with pytest.raises(ValueError, match="multiple of 3"):
+        pool(x, 3)
+    with pytest.raises(ValueError, match="square"):
+        pool(np.zeros((1, 12)), 2)
+
+
+def test_load_mnist_downsampled_keeps_the_pairs_and_constant_pixels():
+    """2 × 2 average pooling: 14 × 14 = 196 pixels, the same digits and labels as at full size, and
+    still constant-zero border pixels (a singular covariance, docs/theory.md §2.4)."""
+    spec = {"n_train": 300, "n_valid": 50}
+    full = load_mnist(spec, np.random.default_rng(0))
+    small = load_mnist({**spec, "downsample": 2}, np.random.default_rng(0))
+    assert small["x_train"].shape == (300, 196) and small["x_valid"].shape == (50, 196)
+    np.testing.assert_array_equal(small["c_train"], full["c_train"])
+    np.testing.assert_allclose(small["x_train"], pool(full["x_train"], 2))
+    assert (small["x_train"] == 0).all(0).sum() >= 18  # 18 pooled pixels are 0 in all 5,000 digits
+    assert (
+        build.make_dataset({"kind": "mnist", "n_train": 20, "n_valid": 5, "downsample": 2}, 0)["x_train"].shape[1]
+        == 196
+    )
 
 
 def test_make_dataset_mnist_uses_the_embedded_digits():

@@ -111,6 +111,7 @@ def test_mnist_embedded_has_constant_pixels_and_idx_is_unknown():
     assert (data["x_train"].std(0) == 0).any(), "the embedded digits have constant pixels"
     idx = truth({"kind": "mnist", "source": "idx", "images": "i", "labels": "l", "n_train": 1, "n_valid": 1})
     assert idx.degenerate and idx.singular_cov is None and not idx.manifold
+    assert truth({"kind": "mnist", "n_train": 1, "n_valid": 1, "downsample": 2}).d == 196
 
 
 @pytest.mark.parametrize(
@@ -118,6 +119,7 @@ def test_mnist_embedded_has_constant_pixels_and_idx_is_unknown():
     [
         ({"kind": "gaussian", "mean": [0.0], "cov": [[1.0]], "noise": 0.1}, ["'gaussian' takes no 'noise'"]),
         ({"kind": "mnist", "noise": 0.1}, ["'mnist' takes no 'noise'"]),
+        ({"kind": "mnist", "downsample": 3}, ["downsample 3 does not divide the image side 28"]),
         ({"kind": "gaussian", "mean": [0.0, 1.0], "cov": [[1.0]]}, ["d-vector mean", "d × d cov"]),
         ({"kind": "moons"}, ["unknown data set kind 'moons'"]),
     ],

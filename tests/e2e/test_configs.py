@@ -54,7 +54,12 @@ CASES = {
         figures={"fig_a_linear", "table_f_nll"},
     ),
     "fashion_idx": Case(
-        claims={"mnist_unregularized_diverges", "mnist_spectrum_decay", "regularized_stable_jacobian"},
+        claims={
+            "mnist_unregularized_diverges",
+            "mnist_spectrum_decay",
+            "mnist_components_local",
+            "regularized_stable_jacobian",
+        },
         figures={"fig_b_training", "fig_e_mnist", "table_f_nll"},
         needs_fashion=True,
     ),

@@ -34,7 +34,8 @@ def test_describe_gives_every_property(paper):
     assert s["dataset"]["intrinsic_dim"] == 2 and s["dataset"]["degenerate"] and s["dataset"]["manifold"]
     assert s["flow"] == {"family": "mlp", "linear": False}
     assert s["experiment"] == {"epochs": 1000, "dtype": "float64", "seeds": [0, 1, 2], "sweep": False}
-    assert m["experiment"]["dtype"] == "float32" and m["experiment"]["seeds"] == [0]
+    assert m["experiment"]["dtype"] == "float64" and m["experiment"]["seeds"] == [0]
+    assert m["dataset"]["kind"] == "mnist" and m["dataset"]["d"] == 196 and m["dataset"]["singular_cov"]
     assert m["stabilizers"]["jacobian_hutch_1e-2"] == {"kind": "jacobian", "lam": 0.01}
     assert paper["scurve_sweep"]["experiment"]["sweep"] and not paper["gaussian_linear"]["experiment"]["sweep"]
     assert list(paper) == list(load(ROOT / "config" / "config.yaml")["experiments"]), "config order"
@@ -185,6 +186,7 @@ PAPER_SCOPE = {
         "sheet8_mlp": ["noise_1e-2"],
         "scurve_nsf": ["noise_1e-2"],
         "swissroll_nsf": ["noise_1e-2"],
+        "mnist_mlp": ["noise_1e-2"],
     },
     "noise_equals_tikhonov": {"gaussian_linear": ["noise_1e-1"]},
     "local_covariance_knn": {
@@ -274,7 +276,8 @@ PAPER_SCOPE = {
         "sheet8_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
     },
     "mnist_unregularized_diverges": {"mnist_mlp": ["none"]},
-    "mnist_spectrum_decay": {"mnist_mlp": ["weight_1e-2", "jacobian_hutch_1e-2"]},
+    "mnist_spectrum_decay": {"mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"]},
+    "mnist_components_local": {"mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"]},
 }
 #: the same selector as the tangent-space claim: every nonlinear flow on a manifold, penalty or noise
 PAPER_SCOPE["normal_std_shrinkage"] = PAPER_SCOPE["local_covariance_oracle"]

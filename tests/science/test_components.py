@@ -14,9 +14,11 @@ from flowtheory.datasets import toys
 from flowtheory.science.components import (
     Components,
     align_signs,
+    class_overlaps,
     extract,
     intrinsic_dimension,
     reference_components,
+    subspace_overlaps,
     svd_flip,
 )
 from flowtheory.science.covariance import flow_local_cov, jacobians, rel_frobenius, shrunk_oracle
@@ -306,3 +308,54 @@ def test_align_signs_keeps_representation_and_smooths(smooth_components):
     # smooth flow: (almost) no neighbour pair keeps opposite directions
     neg = ((V[pairs[:, 0]] * V[pairs[:, 1]]).sum(1) < 0).mean()
     assert neg <= MAX_NEGATIVE_PAIR_FRACTION, f"negative pair fraction {neg}"
+
+
+def _rotated_pair(d: int, k: int, angles: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two orthonormal d × k bases with principal angles ``angles``, in a random orientation."""
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+    A = Q[:, :k]
+    B = np.cos(angles) * Q[:, :k] + np.sin(angles) * Q[:, k : 2 * k]
+    return A, B
+
+
+def test_subspace_overlap_closed_forms():
+    """Identical subspaces -> 1, orthogonal -> 0, principal angles θ_i -> mean cos² θ_i (float64)."""
+    d, k = 12, 3
+    angles = np.array([0.2, 0.7, 1.1])
+    A, B = _rotated_pair(d, k, angles)
+    C = np.linalg.qr(np.random.default_rng(1).standard_normal((d, d)))[0][:, k : 2 * k]
+    R = np.random.default_rng(2).standard_normal((k, k))
+    A_rot = A @ np.linalg.qr(R)[0]  # another basis of the same subspace
+    dirs = np.stack([A, B, A_rot])
+    ov = subspace_overlaps(dirs, k)
+    assert ov[0, 0] == pytest.approx(1.0, rel=RTOL_CLOSED_FORM)
+    assert ov[0, 2] == pytest.approx(1.0, rel=RTOL_CLOSED_FORM)
+    assert ov[0, 1] == pytest.approx(np.mean(np.cos(angles) ** 2), rel=RTOL_CLOSED_FORM)
+    np.testing.assert_allclose(ov, ov.T, rtol=RTOL_CLOSED_FORM)
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))[0]
+    orth = subspace_overlaps(np.stack([Q[:, :k], Q[:, k : 2 * k]]), k)
+    assert abs(orth[0, 1]) < 1e-12
+    # only the first k columns count; a reference basis gives one overlap per point
+    wide = np.concatenate([np.stack([A, B]), np.stack([C, C])], axis=2)
+    assert subspace_overlaps(wide, k)[0, 1] == pytest.approx(ov[0, 1], rel=RTOL_CLOSED_FORM)
+    np.testing.assert_allclose(subspace_overlaps(dirs, k, A), [1.0, ov[0, 1], 1.0], rtol=RTOL_CLOSED_FORM)
+    with pytest.raises(ValueError, match="k >= 1"):
+        subspace_overlaps(dirs, k + 1)
+
+
+def test_subspace_overlap_random_is_k_over_d():
+    """Independent uniformly random k-subspaces of R^d overlap k/d on average."""
+    d, k, n = 40, 4, 200
+    rng = np.random.default_rng(3)
+    dirs = np.stack([np.linalg.qr(rng.standard_normal((d, k)))[0] for _ in range(n)])
+    ov = subspace_overlaps(dirs, k)
+    assert ov[~np.eye(n, dtype=bool)].mean() == pytest.approx(k / d, rel=0.05)
+
+
+def test_class_overlaps():
+    ov = np.array([[1.0, 0.8, 0.1], [0.8, 1.0, 0.3], [0.1, 0.3, 1.0]])
+    within, across = class_overlaps(ov, np.array([0, 0, 1]))
+    assert within == pytest.approx(0.8)
+    assert across == pytest.approx(0.2)
+    within, across = class_overlaps(ov, np.array([0, 1, 2]))
+    assert np.isnan(within) and across == pytest.approx(0.4)

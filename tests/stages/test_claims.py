@@ -289,6 +289,7 @@ THRESHOLDS = {
     "local_covariance_oracle": 15.0,
     "normal_std_shrinkage": 2.0,
     "intrinsic_dimension_sweep": "intrinsic_dim",
+    "mnist_components_local": 0.5,
 }
 
 
@@ -297,6 +298,7 @@ def test_paper_map_thresholds_and_no_experiment_names():
     assert {c["id"]: c["threshold"] for c in paper_map["claims"]} == THRESHOLDS
     extra = {c["id"]: (c.get("var_tol"), c.get("bound_factor"), c.get("whitened_min")) for c in paper_map["claims"]}
     assert extra["linear_components_pca"][0] == 0.02 and extra["mnist_spectrum_decay"][2] == 0.5
+    assert next(c for c in paper_map["claims"] if c["id"] == "mnist_components_local")["k"] == 4
     assert all(extra[f"regularized_stable_{k}"][1] == 3.0 for k in ("weight", "jacobian", "noise"))
     text = (ROOT / "paper_map.yaml").read_text() + (ROOT / "src/flowtheory/stages/claims.py").read_text()
     for name in (
@@ -307,6 +309,7 @@ def test_paper_map_thresholds_and_no_experiment_names():
         "swissroll_mlp",
         "scurve_sweep",
         "mnist_mlp",
+        "mnist_realnvp",
     ):
         assert name not in text, f"experiment name {name!r} in paper_map.yaml or claims.py"
 
@@ -322,6 +325,24 @@ def test_a_bad_selector_in_the_paper_map_names_the_claim(tmp_path):
 
 
 # ------------------------------------------------------------------ the nonlinear-science checks
+
+
+def test_local_overlap_needs_small_across_and_larger_within():
+    entry = {"k": 4}
+
+    def run(within, across, k=4):
+        return {"local_overlap_k": k, "local_overlap_within": within, "local_overlap_across": across}
+
+    measured, ok, _ = claims.check_local_overlap({"a/seed0": run(0.4, 0.3), "b/seed0": run(0.5, 0.2)}, entry, 0.5)
+    assert ok and measured == pytest.approx(0.3)
+    _, ok, _ = claims.check_local_overlap({"a/seed0": run(0.99, 0.99)}, entry, 0.5)  # a linear flow: 1 everywhere
+    assert not ok
+    _, ok, _ = claims.check_local_overlap({"a/seed0": run(0.2, 0.3)}, entry, 0.5)  # within must exceed across
+    assert not ok
+    measured, ok, detail = claims.check_local_overlap({"a/seed0": run(0.4, 0.3, k=2)}, entry, 0.5)
+    assert not ok and math.isnan(measured) and "not_measured" in detail["runs"]["a/seed0"]
+    _, ok, detail = claims.check_local_overlap({"a/seed0": {}}, entry, 0.5)
+    assert not ok and "not_measured" in detail["runs"]["a/seed0"]
 
 
 def test_ratio_within_passes_inside_the_factor_and_fails_outside():

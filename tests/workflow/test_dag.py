@@ -27,6 +27,7 @@ REQUIRED_CLAIMS = {
     "intrinsic_dimension_scurve",
     "mnist_unregularized_diverges",
     "mnist_spectrum_decay",
+    "mnist_components_local",
 }
 
 

@@ -5,6 +5,11 @@ Preprocessing (our choice, documented in the README): pixels scaled to [0, 1] by
 to 784-D, **no dequantization**. The constant-zero border pixels are kept on purpose: they make
 the covariance singular, which is the paper's point about MNIST (docs/theory.md §2.4). Uniform
 dequantization would itself be a noise stabilizer (variance 1/(12·255²) per pixel).
+
+``downsample: f`` averages f × f pixel blocks (28/f × 28/f images, e.g. 14 × 14 = 196-D for f = 2).
+Average pooling keeps the constant-zero border (18 of the embedded digits' 196 pooled pixels are
+zero in every image), so the covariance stays singular, and makes every d × d SVD 64× cheaper
+(docs/findings.md#mnist-flow).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from flowtheory.datasets.spec import split_size
 
-__all__ = ["IDXError", "embedded_path", "load_mnist", "read_embedded", "read_idx", "write_idx"]
+__all__ = ["IDXError", "embedded_path", "load_mnist", "pool", "read_embedded", "read_idx", "write_idx"]
 
 #: IDX type codes (third magic byte) -> numpy big-endian dtypes
 IDX_TYPES = {
@@ -151,12 +156,32 @@ def _read_idx_pair(images: str | Path, labels: str | Path) -> tuple[np.ndarray, 
     return X.reshape(len(X), -1), y
 
 
+def pool(X: np.ndarray, factor: int) -> np.ndarray:
+    """Averages ``factor`` × ``factor`` blocks of square flattened images, (n, s²) -> (n, (s/factor)²).
+
+    Raises:
+        ValueError: if the images are not square or their side is not a multiple of ``factor``.
+    """
+    X = np.asarray(X)
+    if factor == 1:
+        return X
+    side = math.isqrt(X.shape[1])
+    if factor < 1 or side * side != X.shape[1] or side % factor:
+        raise ValueError(
+            f"downsample {factor}: expected square images whose side is a multiple of {factor}, "
+            f"got {X.shape[1]} pixels per image"
+        )
+    s = side // factor
+    return X.reshape(len(X), s, factor, s, factor).mean((2, 4)).reshape(len(X), s * s)
+
+
 def load_mnist(spec: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Loads, subsets, splits (seeded) and scales MNIST as configured.
 
     Arguments:
         spec: ``source`` is ``"embedded"`` (default) or ``"idx"`` with ``images`` and ``labels``
-            paths; ``n_train`` and ``n_valid`` (each ≥ 1) set the seeded subset sizes.
+            paths; ``n_train`` and ``n_valid`` (each ≥ 1) set the seeded subset sizes;
+            ``downsample`` (default 1) the average-pooling factor (:func:`pool`).
         rng: the data set's generator.
 
     Raises:
@@ -182,7 +207,7 @@ def load_mnist(spec: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
             f"{len(X)} images available; expected at most {len(X)}"
         )
     idx = rng.permutation(len(X))[: n_train + n_valid]
-    X = X[idx].astype(np.float64) / 255.0
+    X = pool(X[idx].astype(np.float64) / 255.0, int(spec.get("downsample", 1)))
     y = y[idx].astype(np.float64)
     return {
         "x_train": X[:n_train],

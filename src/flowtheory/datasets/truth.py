@@ -26,6 +26,7 @@ Pure: no torch, no files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -118,10 +119,20 @@ def _gaussian(spec: dict) -> Truth:
 def _mnist(spec: dict) -> Truth:
     _no_noise(spec)
     embedded = spec.get("source", "embedded") == "embedded"
+    factor = int(spec.get("downsample", 1))
+    side = math.isqrt(MNIST_PIXELS)
+    if factor < 1 or side % factor:
+        raise ValueError(
+            f"downsample {factor} does not divide the image side {side}; expected one of 1, 2, 4, 7, 14, 28"
+        )
     # the embedded digits have constant-zero border pixels; IDX files may not (all 60,000
     # Fashion-MNIST training images have none, its first 5,000 test images one)
     return Truth(
-        kind="mnist", d=MNIST_PIXELS, intrinsic_dim=None, degenerate=True, singular_cov=True if embedded else None
+        kind="mnist",
+        d=(side // factor) ** 2,
+        intrinsic_dim=None,
+        degenerate=True,
+        singular_cov=True if embedded else None,
     )
 
 

@@ -21,9 +21,11 @@ from flowtheory.science.stats import knn_indices
 __all__ = [
     "Components",
     "align_signs",
+    "class_overlaps",
     "extract",
     "intrinsic_dimension",
     "reference_components",
+    "subspace_overlaps",
     "svd_flip",
 ]
 
@@ -147,3 +149,50 @@ def intrinsic_dimension(scale: Tensor, lam: float, floor_factor: float = 3.0) ->
         return len(logs)
     gaps = logs[:-1] - logs[1:]
     return int(torch.argmax(gaps).item()) + 1
+
+
+def subspace_overlaps(directions: np.ndarray, k: int, reference: np.ndarray | None = None) -> np.ndarray:
+    r"""Pairwise overlaps of the points' top-k local subspaces.
+
+    For orthonormal bases :math:`U_a, U_b` (d × k) the overlap is
+    :math:`\lVert U_a^\top U_b\rVert_F^2 / k`, the mean squared cosine of the k principal angles
+    between the two subspaces: 1 for the same subspace, 0 for orthogonal ones, k/d on average for
+    independent uniformly random subspaces.
+
+    Arguments:
+        directions: per-point directions, (n, d, m) with m ≥ k; the first k columns span the
+            subspace (columns ordered most significant first, as :class:`Components`).
+        k: subspace dimension.
+        reference: optional basis (d, ≥ k); then the overlap of every point's subspace with the
+            reference's first k columns is returned, shape (n,), instead of the (n, n) matrix.
+
+    Returns:
+        the (n, n) overlap matrix (1 on the diagonal), or (n,) with ``reference``.
+    """
+    U = np.asarray(directions, dtype=np.float64)
+    if U.ndim != 3 or not 1 <= k <= U.shape[2]:
+        raise ValueError(f"directions must be (n, d, m >= k) with k >= 1; got shape {U.shape} and k={k}")
+    U = U[:, :, :k]
+    if reference is not None:
+        R = np.asarray(reference, dtype=np.float64)[:, :k]
+        return (np.einsum("nik,il->nkl", U, R) ** 2).sum((1, 2)) / k
+    G = np.einsum("aik,bil->abkl", U, U)
+    return (G**2).sum((2, 3)) / k
+
+
+def class_overlaps(overlaps: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Mean off-diagonal overlap within a class and across classes (NaN where there is no pair).
+
+    Arguments:
+        overlaps: (n, n) symmetric pairwise overlaps (:func:`subspace_overlaps`).
+        labels: class of each point, (n,).
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(n, dtype=bool)
+    within, across = overlaps[same & off], overlaps[~same]
+    return (
+        float(within.mean()) if within.size else math.nan,
+        float(across.mean()) if across.size else math.nan,
+    )

@@ -198,6 +198,25 @@ def check_spectrum_decay(runs: Runs, entry: dict, threshold: float) -> tuple[flo
     return worst, bool(ok), {"runs": detail}
 
 
+def check_local_overlap(runs: Runs, entry: dict, threshold: float) -> tuple[float, bool, dict]:
+    """Local principal subspaces are local: in every run the mean overlap of the top-k subspaces of
+    two points of different classes is at most ``threshold`` and below the mean within a class
+    (``local_overlap_*`` of the components stage, measured at ``k``). Measured is the worst (largest)
+    across-class overlap; a run without the metric at the claim's k fails."""
+    detail, ok = {}, True
+    for r, m in runs.items():
+        within, across = _num(m.get("local_overlap_within")), _num(m.get("local_overlap_across"))
+        k = m.get("local_overlap_k")
+        detail[r] = {"k": k, "within": within, "across": across, "pca": _num(m.get("local_overlap_pca"))}
+        if k != entry["k"] or math.isnan(within) or math.isnan(across):
+            detail[r]["not_measured"] = f"needs local_overlap_within/across at k = {entry['k']}"
+            ok = False
+            continue
+        ok &= across <= threshold and within > across
+    worst = _worst([v["across"] if v["k"] == entry["k"] else math.nan for v in detail.values()], "max")
+    return worst, bool(ok), {"runs": detail}
+
+
 @dataclass(frozen=True)
 class Check:
     """A check function, the stage summary it reads (``None``: the entry's ``stage``) and which
@@ -218,6 +237,7 @@ CHECKS: dict[str, Check] = {
     "spectrum_decay": Check(check_spectrum_decay, "components_summary", "max"),
     "ratio_within": Check(check_ratio_within, None, "max"),
     "sweep_intrinsic_dim": Check(check_sweep_intrinsic_dim, "components_summary", None),
+    "local_overlap": Check(check_local_overlap, "components_summary", "max"),
 }
 
 #: a threshold given as one of these words is that property of the experiment's data set

@@ -8,17 +8,80 @@ import math
 
 import numpy as np
 import pandas as pd
+import torch
 
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.checkpoints import Trained
 from flowtheory.pipeline.config import ALIGN_K, HIGHDIM, n_points
-from flowtheory.science.components import align_signs, extract, intrinsic_dimension
+from flowtheory.science.components import align_signs, class_overlaps, extract, intrinsic_dimension, subspace_overlaps
 from flowtheory.science.stats import pca
 
-__all__ = ["HIGHDIM_COMPONENTS", "run"]
+__all__ = ["HIGHDIM_COMPONENTS", "LOCAL_K", "TRAVERSAL_STEPS", "locality", "run", "traversals"]
 
 #: components (and directions) kept per point when d > HIGHDIM
 HIGHDIM_COMPONENTS = 16
+#: dimension of the local subspaces compared by the locality metric (paper_map.yaml
+#: ``mnist_components_local``: small against MNIST's intrinsic dimension, the k of the old measurement)
+LOCAL_K = 4
+#: steps t (in the data's latent standard deviations along u_1) of the traversals x(t) = g(f(x) + t σ u_1);
+#: within ±1.5: the MLP flow's generative map (sinh activations) explodes beyond about one std on
+#: one side (docs/findings.md#mnist-flow)
+TRAVERSAL_STEPS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+#: example points (the first of each class among the analysed points) that get a traversal
+TRAVERSAL_CLASSES = 10
+
+
+def locality(directions: np.ndarray, labels: np.ndarray, pca_axes: np.ndarray, k: int = LOCAL_K) -> dict:
+    """How local the local principal subspaces are (d > HIGHDIM, labelled data).
+
+    Overlap of two points' top-k subspaces: ||U_aᵀ U_b||_F² / k, the mean squared cosine of their
+    principal angles (:func:`subspace_overlaps`); averaged over the pairs within a class and across
+    classes, and each point's overlap with the global PCA top-k subspace for reference. A flow that
+    is linear on the data gives 1 everywhere.
+    """
+    k = min(k, directions.shape[2])
+    overlaps = subspace_overlaps(directions, k)
+    within, across = class_overlaps(overlaps, labels)
+    v1 = np.abs(np.einsum("ni,mi->nm", directions[:, :, 0], directions[:, :, 0]))
+    off = ~np.eye(len(v1), dtype=bool)
+    return {
+        "local_overlap_k": k,
+        "local_overlap_within": within,
+        "local_overlap_across": across,
+        "local_overlap_pca": float(subspace_overlaps(directions, k, pca_axes.T).mean()),
+        "local_v1_abs_cos": float(v1[off].mean()) if off.any() else math.nan,
+    }
+
+
+def traversals(flow, x: np.ndarray, y: np.ndarray, J: np.ndarray, directions: np.ndarray, labels: np.ndarray):
+    """Images along each example point's top un-whitened component: x(t) = g(f(x) + t σ u_1).
+
+    u_1 = J_f(x) v_1 / |J_f(x) v_1| is the latent-space singular vector paired with the top local
+    direction v_1 (local std 1/s_1 along v_1 in data space is one latent std along u_1); σ is the
+    std of the analysed points' latents along u_1, so that t counts the data's latent stds. One
+    example per class (the first analysed point of each, at most :data:`TRAVERSAL_CLASSES`).
+
+    Returns:
+        ``(points, images)``: the example indices (m,) and the images, (m, len(TRAVERSAL_STEPS), d)
+        (NaN where the generative map is not finite).
+    """
+    classes = sorted(set(labels.tolist()))[:TRAVERSAL_CLASSES]
+    points = np.array([int(np.flatnonzero(labels == c)[0]) for c in classes], dtype=np.int64)
+    if not len(points):
+        return points, np.zeros((0, len(TRAVERSAL_STEPS), x.shape[1]))
+    u = np.einsum("nij,nj->ni", J[points], directions[points, :, 0])
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    # one step: the analysed points' latent std along u (1 for latents ~ N(0, I); less on clean
+    # data when the flow was fitted with a stabilizer, docs/theory.md §2.5), so the steps stay
+    # within the data's range
+    sigma = (y @ u.T).std(0)
+    steps = np.asarray(TRAVERSAL_STEPS)
+    latents = y[points][:, None, :] + steps[None, :, None] * (sigma[:, None] * u)[:, None, :]
+    dtype = next(flow.parameters()).dtype
+    with torch.no_grad():
+        images = flow.generate(torch.as_tensor(latents.reshape(-1, x.shape[1]), dtype=dtype)).double().numpy()
+    images = images.reshape(len(points), len(steps), x.shape[1])
+    return points, np.where(np.isfinite(images), images, np.nan)
 
 
 def run(
@@ -68,10 +131,18 @@ def run(
             "scale": scale[:, :keep].ravel(),
         }
     )
+    extra = {}
     if d <= HIGHDIM:
         dirs = comp.directions.numpy()  # (n, d, k)
         for i in range(d):
             frame[f"dir_{i}"] = dirs[:, i, :keep].ravel()
+    elif np.isfinite(scale).all():
+        # image data: are the local principal subspaces local (docs/findings.md#mnist-flow)?
+        labels = data["c_train"][:n]
+        dirs = comp.directions.numpy()[:, :, :keep]
+        metrics.update(locality(dirs, labels, axes))
+        points, images = traversals(tr.flow, x, y.double().numpy(), J.double().numpy(), dirs, labels)
+        extra = {"traversal_points": points, "traversal_steps": np.asarray(TRAVERSAL_STEPS), "traversals": images}
     storage.save_npz(
         out_npz,
         x=x,
@@ -80,6 +151,8 @@ def run(
         yhat=yhat[:, :keep],
         scale=scale[:, :keep],
         directions=comp.directions.numpy()[:, :, :keep],
+        pca_axes=axes[:keep],
+        **extra,
     )
     storage.save_csv(out_csv, frame)
     storage.save_json(out_metrics, metrics)
