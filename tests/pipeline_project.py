@@ -149,7 +149,7 @@ def unloadable_outputs(project: Path) -> list[str]:
     bad = []
     for top in OUTPUT_DIRS:
         for p in sorted((project / top).rglob("*")):
-            if not p.is_file():
+            if not p.is_file() or p.name == ".snakemake_timestamp":  # Snakemake's date of a directory output
                 continue
             rel = str(p.relative_to(project))
             try:
