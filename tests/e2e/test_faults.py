@@ -293,7 +293,7 @@ CASES = [
         "checkpoint-of-another-dataset",
         _copy(CKPT_MNIST, CKPT_SWEEP),
         _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2")[:1],
-        [CKPT_SWEEP, "784-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
+        [CKPT_SWEEP, "196-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
         "analysis",
         _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2"),
     ),
