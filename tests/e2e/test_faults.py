@@ -306,7 +306,7 @@ CASES = [
         "checkpoint-of-another-dataset",
         _copy(CKPT_MNIST, CKPT_SWEEP),
         [_job("analysis", "scurve_sweep")],
-        [CKPT_SWEEP, "784-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
+        [CKPT_SWEEP, "196-dimensional", "results/data/scurve.npz is 3-dimensional", "expected the model trained"],
         "analysis",
         _run_outputs("analysis", "scurve_sweep", "jacobian_1e-2"),
         args=["--force"],  # a file edited inside a directory output does not date it
