@@ -54,7 +54,8 @@ def test_context_in_jupyter_selects_by_properties(tmp_path, monkeypatch):
     smk = figures.context({}, "fig_c_scurve", config_path="config/ci.yaml")
     assert list(smk.params.experiments) == ["scurve_mlp", "scurve_realnvp"]
     assert smk.params.experiments["scurve_mlp"]["dataset"]["kind"] == "scurve"
-    assert smk.input.components == [
+    assert smk.input.components == ["results/components/scurve_mlp", "results/components/scurve_realnvp"]
+    assert smk.params.components == [
         "results/components/scurve_mlp/none/seed0/components.npz",
         "results/components/scurve_mlp/jacobian_1e-2/seed0/components.npz",
         "results/components/scurve_realnvp/none/seed0/components.npz",

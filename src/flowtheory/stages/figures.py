@@ -92,7 +92,7 @@ def context(namespace: dict, name: str, config_path: str = "config/config.yaml")
         _log_errors(smk)
         return smk
     from flowtheory.pipeline.config import load
-    from flowtheory.pipeline.paths import NOTEBOOKS, notebook_experiments, notebook_inputs
+    from flowtheory.pipeline.paths import NOTEBOOKS, notebook_experiments, notebook_files, notebook_inputs
 
     root = Path.cwd()
     while not (root / "Snakefile").exists() and root != root.parent:
@@ -104,7 +104,9 @@ def context(namespace: dict, name: str, config_path: str = "config/config.yaml")
     return SimpleNamespace(
         input=SimpleNamespace(**notebook_inputs(config, name)),
         output=SimpleNamespace(**out),
-        params=SimpleNamespace(notebook=name, experiments=notebook_experiments(config, name)),
+        params=SimpleNamespace(
+            notebook=name, experiments=notebook_experiments(config, name), **notebook_files(config, name)
+        ),
         log=[],
         rule=name,
     )
