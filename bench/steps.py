@@ -94,6 +94,32 @@ def _our_step(flow, data: torch.Tensor, stab: Stabilizer) -> Callable[[], None]:
     return step
 
 
+def _ensemble_step(spec: dict, data: torch.Tensor, members: int) -> Callable[[], None]:
+    """One step of ``training.train_ensemble``: ``members`` runs (seeds 0, 1, ...) stacked."""
+    from flowtheory.science.ensemble import Stacked, nll
+    from flowtheory.science.training import FlatAdam
+
+    stacked = Stacked([build_flow(spec, data.shape[1], data.dtype, seed=s) for s in range(members)])
+    opt = FlatAdam(stacked.parameters(), LR)
+    stacked.bind()
+    batches = data.split(BATCH)
+    state = {"i": 0}
+
+    def step() -> None:
+        xb = batches[state["i"] % len(batches)].expand(members, -1, -1)
+        state["i"] += 1
+        y, ladj = stacked(xb)
+        loss = nll(y, ladj)
+        if not bool(torch.isfinite(loss).all()):
+            raise FloatingPointError("benchmark flow diverged")
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        loss.tolist()
+
+    return step
+
+
 def _zuko_step(maf, data: torch.Tensor, flat: bool) -> Callable[[], None]:
     """The same step for a native zuko flow (its own ``log_prob``), with torch's Adam (as zuko's
     documentation trains it) or with our FlatAdam (the same optimizer as ours: flow against flow)."""
@@ -146,6 +172,9 @@ def bench_steps_3d(steps: int, warmup: int) -> dict:
             "ours_params": n_ours,
             "zuko_params": n_zuko,
         }
+    # the pipeline's step: runs of one experiment train as one batched ensemble (three seeds here);
+    # per run it costs a third of the ensemble's step
+    fns["ours_mlp_ensemble3"] = _ensemble_step(PAIRS["mlp"][0], data, 3)
     # for reference: the exact Jacobian penalty's step (one pass for NLL, log-det and Jacobian)
     fns["ours_mlp_jacobian_penalty"] = _our_step(
         build_flow(PAIRS["mlp"][0], 3, torch.float32, seed=0), data, Stabilizer("j", "jacobian", 0.01, "exact")
@@ -166,6 +195,10 @@ def bench_steps_3d(steps: int, warmup: int) -> dict:
         row["ratio_ours_over_zuko"] = row["ours_ms"] / row["zuko_ms"]
         row["ratio_ours_over_zuko_flat_adam"] = row["ours_ms"] / row["zuko_flat_adam_ms"]
     rows["mlp"]["ours_jacobian_penalty_ms"] = ms["ours_mlp_jacobian_penalty"]
+    rows["mlp"]["ours_ensemble3_per_run_ms"] = ms["ours_mlp_ensemble3"] / 3
+    rows["mlp"]["ratio_ensemble_per_run_over_zuko_flat_adam"] = (
+        rows["mlp"]["ours_ensemble3_per_run_ms"] / rows["mlp"]["zuko_flat_adam_ms"]
+    )
     return rows
 
 
@@ -316,6 +349,10 @@ def _print(r: dict) -> None:
         )
     mlp = r["train_step_3d"]["mlp"]
     print(f"  our mlp with the exact Jacobian penalty: {mlp['ours_jacobian_penalty_ms']:.3f} ms")
+    print(
+        f"  our mlp in the pipeline's batched ensemble (3 runs per step): {mlp['ours_ensemble3_per_run_ms']:.3f} ms "
+        f"per run, {mlp['ratio_ensemble_per_run_over_zuko_flat_adam']:.2f}x zuko+Flat"
+    )
     eq = mlp["zuko_equal_depth"]
     print(
         f"  zuko MAF at our mlp's depth ({eq['transforms']} transforms, hidden {eq['hidden']}, "
