@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.pipeline import ROOT, _copy_project
 
-__all__ = ["main", "run_config"]
+__all__ = ["dry_run", "main", "run_config"]
 
 #: the commit of the performance issue's measurements (the paper run of 181 jobs)
 OLD = "6909fdb"
@@ -86,7 +86,7 @@ def run_config(project: Path, args: list[str], cores: int) -> dict:
     return out
 
 
-def _dry_run(project: Path, args: list[str]) -> float:
+def dry_run(project: Path, args: list[str]) -> float:
     env = dict(os.environ, PYTHONPATH=str(project / "src"))
     snakemake = str(Path(sys.executable).parent / "snakemake")
     best = float("inf")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
             for label, project in (("old", Path(old)), ("new", Path(new))):
                 print(f"{name}: running the {label} pipeline ...", flush=True)
                 row[label] = run_config(project, CONFIGS[name], args.cores)
-            row["new_dry_run_s"] = _dry_run(Path(new), CONFIGS[name])
+            row["new_dry_run_s"] = dry_run(Path(new), CONFIGS[name])
         row["wall_ratio"] = row["new"]["wall_s"] / row["old"]["wall_s"]
         row["cpu_ratio"] = row["new"]["cpu_s"] / row["old"]["cpu_s"]
         results[name] = row

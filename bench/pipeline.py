@@ -17,9 +17,7 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -39,34 +37,14 @@ def _copy_project(dst: Path) -> None:
 
 def ci_end_to_end(cores: int = 2) -> dict:
     """Wall time of the tiny config from scratch, and of ``snakemake -n`` afterwards (best of 3)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    from bench.compare import dry_run, run_config  # compare imports this module
+
+    args = ["--configfile", "config/ci.yaml"]
     with tempfile.TemporaryDirectory(prefix="flowtheory-bench-") as tmp:
         project = Path(tmp)
         _copy_project(project)
-        snakemake = [str(Path(sys.executable).parent / "snakemake")]
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [*snakemake, "--cores", str(cores), "--configfile", "config/ci.yaml"],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            raise RuntimeError(f"tiny run failed:\n{proc.stderr[-3000:]}")
-        dry = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            subprocess.run(
-                [*snakemake, "-n", "--configfile", "config/ci.yaml"],
-                cwd=project,
-                env=env,
-                capture_output=True,
-                check=True,
-            )
-            dry.append(time.perf_counter() - t0)
-    return {"ci_end_to_end_s": wall, "dry_run_up_to_date_s": min(dry), "cores": cores}
+        wall = run_config(project, args, cores)["wall_s"]
+        return {"ci_end_to_end_s": wall, "dry_run_up_to_date_s": dry_run(project, args), "cores": cores}
 
 
 def job_table(bench_dir: Path = ROOT / "benchmarks") -> pd.DataFrame:

@@ -16,7 +16,7 @@ from flowtheory.science.training import TrainConfig, TrainResult, train
 #: the weight-Tikhonov strength of the shared S-curve run (normal local std saturates near √λ = 0.1)
 SCURVE_LAM = 0.01
 #: epochs of the shared run: 300 put the normal std at 0.115 (floor 3√λ = 0.3), 600 leave the tangent
-#: plane within a few degrees of the analytic one (docs/findings.md)
+#: plane within a few degrees of the analytic one (docs/measurements.md)
 SCURVE_EPOCHS = 600
 
 

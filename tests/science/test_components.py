@@ -33,7 +33,7 @@ RTOL_CLOSED_FORM = 1e-10
 #: components of a linear flow at the optimum against PCA scores (docs/theory.md §3)
 MIN_ABS_CORR = 0.999
 RTOL_VAR = 0.02
-#: covariance of a briefly trained linear flow against Σ̂ (docs/findings.md: 0.0015 after 300 epochs)
+#: covariance of a briefly trained linear flow against Σ̂ (docs/measurements.md: 0.0015 after 300 epochs)
 RTOL_TRAINED_COV = 0.02
 #: neighbour pairs allowed to keep opposite directions after alignment on a smooth field
 MAX_NEGATIVE_PAIR_FRACTION = 0.005

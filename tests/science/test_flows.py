@@ -55,7 +55,7 @@ def _data(name: str, n: int = N_POINTS, seed: int = 1) -> torch.Tensor:
     if SPECS[name].get("sigmoid_output"):
         return 0.05 + 0.9 * torch.rand(n, D, generator=g)  # the logit layer needs data in (0, 1)
     if SPECS[name].get("activation") == "asinh":
-        # normalizing sinh∘sinh explodes on unit-scale data (docs/findings.md): keep it in range
+        # normalizing sinh∘sinh explodes on unit-scale data (docs/measurements.md): keep it in range
         return 0.3 * torch.randn(n, D, generator=g)
     return torch.randn(n, D, generator=g)
 

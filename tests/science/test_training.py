@@ -23,7 +23,7 @@ from flowtheory.science.training import (
     trend,
 )
 
-#: ‖WᵀW − target‖_F / ‖target‖_F after 300 epochs at the authors' settings (docs/findings.md: ≈ 0.002)
+#: ‖WᵀW − target‖_F / ‖target‖_F after 300 epochs at the authors' settings (docs/measurements.md: ≈ 0.002)
 RTOL_LINEAR = 0.02
 #: a run "stops growing" when its largest singular value grew by less than this fraction over the
 #: last quarter of training ...
@@ -34,7 +34,7 @@ GROWTH_ONGOING = 0.1
 RTOL_PLATEAU = 0.03
 #: learning rate of the degenerate-data runs. Adam's step is bounded by lr, so the normal singular
 #: value grows about lr per step: 10× the authors' 1e-3 shows in 1,000 steps what takes 10,000 at
-#: theirs (docs/findings.md), and the stabilized runs reach their plateau inside the run
+#: theirs (docs/measurements.md), and the stabilized runs reach their plateau inside the run
 LR_DEGENERATE = 1e-2
 LAM_LINE = 0.1
 LAM_SCURVE = 0.2
@@ -177,7 +177,7 @@ def test_nonfinite_loss_is_recorded_with_its_step_and_last_finite_epoch_kept():
 
 
 def test_overflowing_data_diverges_at_step_one_with_initial_parameters():
-    """Normalizing sinh∘sinh on data of scale 1e3 overflows at once (docs/findings.md)."""
+    """Normalizing sinh∘sinh on data of scale 1e3 overflows at once (docs/measurements.md)."""
     x_train, x_valid = _small_problem()
     flow = build_flow({"kind": "mlp", "hidden_layers": 2, "activation": "asinh"}, 2, seed=0)
     init = {k: v.clone() for k, v in flow.state_dict().items()}

@@ -1,4 +1,4 @@
-"""The components stage's locality metric and traversals (docs/findings.md#mnist-flow)."""
+"""The components stage's locality metric and traversals (docs/measurements.md#mnist-flow)."""
 
 from __future__ import annotations
 

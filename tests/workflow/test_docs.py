@@ -6,7 +6,7 @@ citation forms). The checks:
 
 * no tracked text file refers to a directory beside or above the checkout, or to a document by a
   bare name that does not resolve from the repository root (the names of the old, private inputs;
-  ``docs/findings.md`` is of course fine);
+  ``docs/measurements.md`` is of course fine);
 * every ``docs/<name>.md`` mentioned anywhere exists, and so does every ``#anchor`` cited in it;
 * every section cited as ``docs/theory.md §X.Y`` is a numbered heading of ``docs/theory.md``, and
   every equation cited as ``docs/theory.md Eq. (N)`` or ``docs/theory.md#eq-<N>`` has its anchor;
@@ -32,7 +32,7 @@ THEORY = "docs/theory.md"
 #: references to the world outside the checkout (checked in every file, docs/ included)
 OUTSIDE = re.compile(r"\.\./shared|/work/shared|(?<![\w.-])shared/[\w.-]+\.md")
 #: bare names of documents that do not exist in the repository (checked outside docs/ only, where
-#: the sources may be discussed); ``docs/findings.md`` must pass
+#: the sources may be discussed); ``docs/measurements.md`` must pass
 BARE = re.compile(r"(?<![\w-])(?<!docs/)(?:paper|findings|design|style)\.md\b")
 #: a path to a document under docs/ (not part of a longer path or URL), with its #anchor if any;
 #: a placeholder such as ``#<anchor>`` or ``#eq-<N>`` is not an anchor
@@ -146,7 +146,7 @@ def test_no_reference_outside_the_repository():
     bad = offending_references()
     assert not bad, (
         f"{len(bad)} reference(s) to files outside the repository; cite docs/theory.md, "
-        "docs/findings.md or docs/evidence.md instead (see docs/README.md):\n" + "\n".join(bad)
+        "docs/measurements.md or docs/evidence.md instead (see docs/README.md):\n" + "\n".join(bad)
     )
 
 

@@ -15,7 +15,7 @@
 # principal directions v1, v2 (un-whitened components, docs/theory.md §3), and the traversal
 # x(t) = g(f(x) + t σ u1) along its top component (u1 the latent singular vector paired with v1, σ
 # the analysed points' latent std along u1). Whether the local directions are local is the claim
-# `mnist_components_local` (docs/findings.md#mnist-flow).
+# `mnist_components_local` (docs/measurements.md#mnist-flow).
 
 # %%
 import math

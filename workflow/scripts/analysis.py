@@ -4,19 +4,9 @@ closed-form oracles (flowtheory.stages.analysis)."""
 from flowtheory.pipeline import jobs
 from flowtheory.stages import analysis
 
-
-def main(log):
-    for r in snakemake.params.runs:
-        log(f"run {r['stabilizer']}/seed{r['seed']}")
-        analysis.run(
-            dict(snakemake.params.cfg),
-            snakemake.params.intrinsic_dim,
-            snakemake.input.data,
-            r["model"],
-            r["run_metrics"],
-            r["points"],
-            r["metrics"],
-        )
-
-
-jobs.run(snakemake, main)
+jobs.run(
+    snakemake,
+    lambda log: analysis.run_many(
+        dict(snakemake.params.cfg), snakemake.params.intrinsic_dim, snakemake.input.data, snakemake.params.runs, log
+    ),
+)

@@ -9,7 +9,7 @@ dequantization would itself be a noise stabilizer (variance 1/(12·255²) per pi
 ``downsample: f`` averages f × f pixel blocks (28/f × 28/f images, e.g. 14 × 14 = 196-D for f = 2).
 Average pooling keeps the constant-zero border (18 of the embedded digits' 196 pooled pixels are
 zero in every image), so the covariance stays singular, and makes every d × d SVD 64× cheaper
-(docs/findings.md#mnist-flow).
+(docs/measurements.md#mnist-flow).
 """
 
 from __future__ import annotations

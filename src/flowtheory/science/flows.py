@@ -156,7 +156,7 @@ class Elementwise(Bijector):
     r"""Element-wise activation, named by its **generative** function as in the authors' code.
 
     * ``sinh``: generative sinh, normalizing :math:`\operatorname{asinh}` (bounded growth: our default);
-    * ``asinh``: generative asinh, normalizing :math:`\sinh` (explodes on unscaled data, docs/findings.md);
+    * ``asinh``: generative asinh, normalizing :math:`\sinh` (explodes on unscaled data, docs/measurements.md);
     * ``prelu``: generative :math:`x \mapsto x` (x ≥ 0) or :math:`\alpha x`, with
       :math:`\alpha = \operatorname{softplus}(a)` learned; normalizing divides by α.
     """

@@ -154,6 +154,24 @@ def diagnostics(flow: Flow, x: Tensor) -> dict[str, float]:
     }
 
 
+def _check_data(x_train: Tensor, x_valid: Tensor, d: int) -> None:
+    """Bad input, not a divergence of training: wrong shape or non-finite values."""
+    for name, x in (("x_train", x_train), ("x_valid", x_valid)):
+        if x.ndim != 2 or len(x) == 0 or x.shape[1] != d:
+            raise ValueError(f"{name} must have shape (n > 0, {d}), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf values; refusing to train on them")
+
+
+def _epoch_line(row: dict, epochs: int, label: str = "") -> str:
+    """One epoch's log line (starts with ``epoch k/n``, which the fault tests look for)."""
+    return (
+        f"epoch {row['epoch']}/{epochs} {label}step {row['step']} train_nll {row['train_nll']:.4f} "
+        f"valid_nll {row['valid_nll']:.4f} penalty {row['penalty']:.4g}"
+        + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
+    )
+
+
 def _finite_params(flow: Flow) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in flow.parameters())
 
@@ -181,11 +199,7 @@ def train(
         ValueError: if the data contain NaN or inf (bad input, not a divergence of training) or the
             data's dimension is not the flow's.
     """
-    for name, x in (("x_train", x_train), ("x_valid", x_valid)):
-        if x.ndim != 2 or len(x) == 0 or x.shape[1] != flow.d:
-            raise ValueError(f"{name} must have shape (n > 0, {flow.d}), got {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or inf values; refusing to train on them")
+    _check_data(x_train, x_valid, flow.d)
     g = torch.Generator(device=x_train.device).manual_seed(seed)
     opt = make_optimizer(flow, cfg.lr)
     probe = x_train[: cfg.probe_points]
@@ -224,11 +238,7 @@ def train(
         result.history.append(row)
         good_state = copy.deepcopy(flow.state_dict())
         result.checkpoint_epoch = epoch
-        log(
-            f"epoch {epoch}/{cfg.epochs} step {result.steps} train_nll {row['train_nll']:.4f} "
-            f"valid_nll {row['valid_nll']:.4f} penalty {row['penalty']:.4g}"
-            + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
-        )
+        log(_epoch_line(row, cfg.epochs))
     return result
 
 
@@ -259,11 +269,7 @@ def train_ensemble(
             "train_ensemble: the members' stabilizers must all be exact Jacobian penalties or all "
             "none, weight or noise (Hutchinson penalties train one run at a time)"
         )
-    for name, x in (("x_train", x_train), ("x_valid", x_valid)):
-        if x.ndim != 2 or len(x) == 0 or x.shape[1] != flows[0].d:
-            raise ValueError(f"{name} must have shape (n > 0, {flows[0].d}), got {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or inf values; refusing to train on them")
+    _check_data(x_train, x_valid, flows[0].d)
     E = len(flows)
     stacked = Stacked(flows)
     opt = FlatAdam(stacked.parameters(), cfg.lr)
@@ -349,12 +355,7 @@ def train_ensemble(
             results[e].history.append(row)
             good[e] = copy.deepcopy(flows[e].state_dict())
             results[e].checkpoint_epoch = epoch
-            log(
-                f"epoch {epoch}/{cfg.epochs} [{stabs[e].name} seed {seeds[e]}] step {results[e].steps} "
-                f"train_nll {row['train_nll']:.4f} "
-                f"valid_nll {row['valid_nll']:.4f} penalty {row['penalty']:.4g}"
-                + (f" smax {row['smax']:.3g} cond {row['cond']:.3g}" if "smax" in row else "")
-            )
+            log(_epoch_line(row, cfg.epochs, f"[{stabs[e].name} seed {seeds[e]}] "))
     return results
 
 

@@ -23,7 +23,7 @@ from flowtheory.science.covariance import (
     subspace_angle_deg,
 )
 
-__all__ = ["run"]
+__all__ = ["run", "run_many"]
 
 
 def run(
@@ -132,3 +132,13 @@ def _manifold_oracle(
         normal_std_predicted=pred,
         normal_std_ratio=median(rows["normal_std"]) / pred if pred > 0 else math.nan,
     )
+
+
+def run_many(cfg: dict, intrinsic_dim: int | None, data_path: str, runs: list[dict], log=print) -> list[dict]:
+    """:func:`run` for every run of one experiment (``runs``: dicts of ``stabilizer``, ``seed``,
+    ``model``, ``run_metrics``, ``points``, ``metrics``)."""
+    out = []
+    for r in runs:
+        log(f"run {r['stabilizer']}/seed{r['seed']}")
+        out.append(run(cfg, intrinsic_dim, data_path, r["model"], r["run_metrics"], r["points"], r["metrics"]))
+    return out

@@ -16,7 +16,7 @@ from flowtheory.pipeline.config import ALIGN_K, HIGHDIM, n_points
 from flowtheory.science.components import align_signs, class_overlaps, extract, intrinsic_dimension, subspace_overlaps
 from flowtheory.science.stats import pca
 
-__all__ = ["HIGHDIM_COMPONENTS", "LOCAL_K", "TRAVERSAL_STEPS", "locality", "run", "traversals"]
+__all__ = ["HIGHDIM_COMPONENTS", "LOCAL_K", "TRAVERSAL_STEPS", "locality", "run", "run_many", "traversals"]
 
 #: components (and directions) kept per point when d > HIGHDIM
 HIGHDIM_COMPONENTS = 16
@@ -25,7 +25,7 @@ HIGHDIM_COMPONENTS = 16
 LOCAL_K = 4
 #: steps t (in the data's latent standard deviations along u_1) of the traversals x(t) = g(f(x) + t σ u_1);
 #: within ±1.5: the MLP flow's generative map (sinh activations) explodes beyond about one std on
-#: one side (docs/findings.md#mnist-flow)
+#: one side (docs/measurements.md#mnist-flow)
 TRAVERSAL_STEPS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 #: example points (the first of each class among the analysed points) that get a traversal
 TRAVERSAL_CLASSES = 10
@@ -137,7 +137,7 @@ def run(
         for i in range(d):
             frame[f"dir_{i}"] = dirs[:, i, :keep].ravel()
     elif np.isfinite(scale).all():
-        # image data: are the local principal subspaces local (docs/findings.md#mnist-flow)?
+        # image data: are the local principal subspaces local (docs/measurements.md#mnist-flow)?
         labels = data["c_train"][:n]
         dirs = comp.directions.numpy()[:, :, :keep]
         metrics.update(locality(dirs, labels, axes))
@@ -157,3 +157,13 @@ def run(
     storage.save_csv(out_csv, frame)
     storage.save_json(out_metrics, metrics)
     return metrics
+
+
+def run_many(cfg: dict, data_path: str, runs: list[dict], log=print) -> list[dict]:
+    """:func:`run` for every run of one experiment (``runs``: dicts of ``stabilizer``, ``seed``,
+    ``model``, ``run_metrics``, ``npz``, ``csv``, ``metrics``)."""
+    out = []
+    for r in runs:
+        log(f"run {r['stabilizer']}/seed{r['seed']}")
+        out.append(run(cfg, data_path, r["model"], r["run_metrics"], r["npz"], r["csv"], r["metrics"]))
+    return out
