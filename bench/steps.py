@@ -31,7 +31,7 @@ from flowtheory.science.components import extract, reference_components
 from flowtheory.science.covariance import jacobians
 from flowtheory.science.flows import build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import ADAM_BETAS, ADAM_EPS, make_optimizer
+from flowtheory.science.training import ADAM_BETAS, ADAM_EPS, make_optimizer, step
 
 __all__ = ["main"]
 
@@ -73,25 +73,19 @@ def _interleaved(fns: dict[str, Callable[[], None]], steps: int, warmup: int, ro
 
 
 def _our_step(flow, data: torch.Tensor, stab: Stabilizer) -> Callable[[], None]:
-    """The inner step of ``training.train``: minibatch, loss, zero_grad, backward, Adam."""
+    """The inner step of ``training.train`` (``training.step``): minibatch, loss, zero_grad, backward, Adam."""
     opt = make_optimizer(flow, LR)
     g = torch.Generator().manual_seed(0)
     batches = data.split(BATCH)
     state = {"i": 0}
 
-    def step() -> None:
+    def one() -> None:
         xb = stab.corrupt(batches[state["i"] % len(batches)], g)
         state["i"] += 1
-        nll, pen = stab.nll_and_penalty(flow, xb, g)
-        loss = nll + pen
-        if not torch.isfinite(loss):
+        if step(flow, opt, stab, xb, g) is None:
             raise FloatingPointError("benchmark flow diverged")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        nll.item(), pen.item()
 
-    return step
+    return one
 
 
 def _ensemble_step(spec: dict, data: torch.Tensor, members: int) -> Callable[[], None]:

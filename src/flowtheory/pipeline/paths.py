@@ -169,7 +169,7 @@ class Stage:
 #: import from flowtheory, transitively (a test checks this), so that an edit reruns exactly the rules
 #: whose code changed
 _COMMON = ["__init__.py", "pipeline/__init__.py", "pipeline/jobs.py", "pipeline/storage.py", "stages/__init__.py"]
-_FLOW = ["science/__init__.py", "science/flows.py"]
+_FLOW = ["science/__init__.py", "science/flows.py", "science/fused.py"]
 #: pipeline/config.py checks data sets against their ground truth
 _CONFIG = ["pipeline/config.py", "datasets/__init__.py", "datasets/truth.py"]
 _LOAD_RUN = [*_FLOW, *_CONFIG, "pipeline/checkpoints.py", "science/covariance.py", "science/stats.py"]

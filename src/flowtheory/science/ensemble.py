@@ -23,7 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from flowtheory.science.flows import Affine, Coupling, Elementwise, Flow, Permutation, log_abs_det
+from flowtheory.science import fused
+from flowtheory.science.flows import LOG_EPS, Affine, Coupling, Elementwise, Flow, Permutation, log_abs_det
 
 __all__ = ["Stacked", "stackable"]
 
@@ -70,6 +71,7 @@ class Stacked(nn.Module):
             nn.Parameter(torch.stack([dict(f.named_parameters())[n].detach() for f in flows])) for n in names
         )
         self._index = {n: i for i, n in enumerate(names)}
+        self._affine_index = [i for i, layer in enumerate(flows[0].layers) if isinstance(layer, Affine)]
         # per-member permutations (seeded per member) as gather indices, shape (E, d)
         self.perms = {
             i: torch.stack([f.layers[i].perm for f in flows])
@@ -179,8 +181,26 @@ class Stacked(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The normalizing maps of all members: x (E, n, d) -> (y (E, n, d), log|det J_f| (E, n))."""
+        kind = self.members[0]._fused
+        if (
+            kind is not None and not x.requires_grad
+        ):  # an MLP flow: one autograd node for all members (flowtheory.science.fused)
+            return fused.mlp_pass(x, kind, LOG_EPS, *self._affine_params())
         y, ladj, _ = self._pass(x, False)
         return y, ladj
+
+    def nll(self, x: Tensor) -> Tensor:
+        """The mean NLL of every member's batch: x (E, n, d) -> (E,) (:func:`nll` of :meth:`forward`)."""
+        kind = self.members[0]._fused
+        if kind is not None and not x.requires_grad:
+            return fused.mlp_nll(x, kind, LOG_EPS, *self._affine_params())
+        return nll(*self(x))
+
+    def _affine_params(self) -> tuple[list[Tensor], list[Tensor]]:
+        return (
+            [self._p(f"layers.{i}.W") for i in self._affine_index],
+            [self._p(f"layers.{i}.b") for i in self._affine_index],
+        )
 
     def forward_and_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """As :meth:`forward`, with the per-sample Jacobians (E, n, d, d)."""

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from flowtheory.science import fused
+
 __all__ = [
     "FLOW_KINDS",
     "Affine",
@@ -410,10 +412,14 @@ class Flow(nn.Module):
         (torch.Size([5, 2]), torch.Size([5]))
     """
 
+    _fused: str | None = None  # see fused_kind (ZukoFlow, which has no layers, keeps None)
+
     def __init__(self, layers: Sequence[Bijector], d: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.d = d
+        self._fused = self.fused_kind()
+        self._affines = [layer for layer in self.layers if isinstance(layer, Affine)]  # a plain list: no copy per call
 
     def _affine_log_abs_det(self) -> Tensor | None:
         """Σ log|det W| of the affine layers, whose log-dets do not depend on x: one batched call per
@@ -438,8 +444,30 @@ class Flow(nn.Module):
         total = sum(per_sample[1:], per_sample[0])
         return total if const is None else total + const
 
+    def fused_kind(self) -> str | None:
+        """The element-wise kind when the layers are ``Affine, act, Affine, ..., act, Affine`` with one
+        sinh/asinh kind and exact log-dets (an MLP flow without batch norm, logit or PReLU): then
+        :meth:`forward` and :meth:`nll` run as one autograd node (:mod:`flowtheory.science.fused`)
+        for the parameters' gradients. Where ``x`` itself requires a gradient (autograd Jacobians,
+        the reference implementations in the tests) the layers run one by one, so such references
+        stay independent of the hand-written backward. None when the pattern differs."""
+        layers = list(self.layers)
+        if len(layers) < 3 or len(layers) % 2 == 0:
+            return None
+        affine = all(isinstance(layer, Affine) for layer in layers[0::2])
+        acts = layers[1::2]
+        kinds = {getattr(layer, "kind", None) for layer in acts}
+        if not affine or not all(type(layer) is Elementwise for layer in acts) or len(kinds) != 1:
+            return None
+        kind = kinds.pop()
+        exact = all(layer.logdet == "slogdet" for layer in layers[0::2])
+        return kind if kind in fused.KINDS and exact else None
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The normalizing map: returns ``(y, log|det J_f(x)|)``."""
+        if self._fused is not None and not x.requires_grad:
+            Ws, bs = [a.W for a in self._affines], [a.b for a in self._affines]
+            return fused.mlp_pass(x, self._fused, LOG_EPS, Ws, bs)
         per_sample = []
         for layer in self.layers:
             if isinstance(layer, Affine):
@@ -454,6 +482,14 @@ class Flow(nn.Module):
         for layer in reversed(self.layers):
             y = layer.inverse(y)
         return y
+
+    def nll(self, x: Tensor) -> Tensor:
+        """The mean negative log-likelihood of the batch ``x`` (the training loss)."""
+        if self._fused is not None and not x.requires_grad:
+            Ws, bs = [a.W for a in self._affines], [a.b for a in self._affines]
+            return fused.mlp_nll(x, self._fused, LOG_EPS, Ws, bs)
+        y, ladj = self(x)
+        return (0.5 * (y**2).sum(-1) + 0.5 * y.shape[-1] * math.log(2 * math.pi) - ladj).mean()
 
     def log_prob(self, x: Tensor) -> Tensor:
         y, ladj = self(x)

@@ -99,10 +99,10 @@ class Stabilizer:
             else:
                 y, ladj, sq = hutchinson_sq_frobenius(flow, x, g, self.probes)
             return _nll(y, ladj), self.alpha * sq.mean()
-        y, ladj = flow(x)
+        nll = flow.nll(x)  # one autograd node for an MLP flow (flowtheory.science.fused)
         if self.kind == "weight":
-            return _nll(y, ladj), self.alpha * sum((W**2).sum() for W in flow.weight_matrices())
-        return _nll(y, ladj), zero
+            return nll, self.alpha * sum((W**2).sum() for W in flow.weight_matrices())
+        return nll, zero
 
 
 def _nll(y: Tensor, ladj: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ __all__ = [
     "diagnostics",
     "evaluate_nll",
     "make_optimizer",
+    "step",
     "train",
     "ensemble_family",
     "train_ensemble",
@@ -172,6 +173,22 @@ def _epoch_line(row: dict, epochs: int, label: str = "") -> str:
     )
 
 
+def step(flow: Flow, opt: FlatAdam, stab: Stabilizer, xb: Tensor, g: torch.Generator) -> tuple[float, float] | None:
+    """One optimizer step of :func:`train` on the minibatch ``xb``: returns (NLL, penalty), or None
+    (and no step) when the loss is not finite. The none and noise stabilizers add no penalty term,
+    so their loss is the NLL itself (no extra operation)."""
+    nll, pen = stab.nll_and_penalty(flow, xb, g)
+    penalized = stab.kind in ("weight", "jacobian")
+    loss = nll + pen if penalized else nll
+    value = loss.item()
+    if not math.isfinite(value):
+        return None
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return (nll.item(), pen.item()) if penalized else (value, 0.0)
+
+
 def _finite_params(flow: Flow) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in flow.parameters())
 
@@ -213,16 +230,12 @@ def train(
         batches = 0
         for i in range(0, n, cfg.batch_size):
             xb = stab.corrupt(x_train[perm[i : i + cfg.batch_size]], g)
-            nll, pen = stab.nll_and_penalty(flow, xb, g)
-            loss = nll + pen
             result.steps += 1
-            if not torch.isfinite(loss):
+            values = step(flow, opt, stab, xb, g)
+            if values is None:
                 return _diverged(flow, result, good_state, epoch, log)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            nll_sum += nll.item()
-            pen_sum += pen.item()
+            nll_sum += values[0]
+            pen_sum += values[1]
             batches += 1
         if not _finite_params(flow):
             return _diverged(flow, result, good_state, epoch, log)
@@ -307,13 +320,14 @@ def train_ensemble(
             )
             if jacobian:
                 y, ladj, J = stacked.forward_and_jacobian(xb)
+                nlls = nll(y, ladj)
                 pen = alpha * J.pow(2).sum((-2, -1)).mean(-1)
             else:
-                y, ladj = stacked(xb)
-                pen = alpha * stacked.weight_sq() if weight else torch.zeros_like(alpha)
-            nlls = nll(y, ladj)
-            loss = nlls + pen
-            finite = torch.isfinite(loss).tolist()
+                nlls = stacked.nll(xb)
+                pen = alpha * stacked.weight_sq() if weight else None
+            loss = nlls if pen is None else nlls + pen  # none and noise alone: no penalty term
+            values = loss.tolist()
+            finite = [math.isfinite(v) for v in values]
             for e in live:
                 results[e].steps += 1
             newly = [e for e in live if not finite[e]]
@@ -326,7 +340,7 @@ def train_ensemble(
             loss[live].sum().backward() if len(live) < E else loss.sum().backward()
             opt.step()
             _restore(stacked, frozen)
-            nl, pl = nlls.tolist(), pen.tolist()
+            nl, pl = (values, [0.0] * E) if pen is None else (nlls.tolist(), pen.tolist())
             for e in live:
                 nll_sum[e] += nl[e]
                 pen_sum[e] += pl[e]
