@@ -112,7 +112,7 @@ def test_stacked_matches_members(kind):
 
 def test_not_fused_when_the_pattern_differs():
     """Batch norm, PReLU, a logit layer or a linear flow keep the per-layer path."""
-    assert build_flow({"kind": "linear"}, 2)._fused is None
+    assert build_flow({"kind": "linear", "logdet": "chol"}, 2)._fused is None
     assert build_flow({"kind": "mlp", "activation": "prelu"}, 2)._fused is None
     assert build_flow({"kind": "mlp", "batchnorm_every": 1}, 2)._fused is None
     assert build_flow({"kind": "mlp", "sigmoid_output": True}, 2)._fused is None
@@ -121,16 +121,17 @@ def test_not_fused_when_the_pattern_differs():
 
 
 @pytest.mark.parametrize("kind", fused.KINDS)
-def test_nll_matches_autograd(kind):
+@pytest.mark.parametrize("d", [3, fused.BATCH_LOGDET_MAX_D + 6], ids=["stacked_lu", "lu_per_matrix"])
+def test_nll_matches_autograd(kind, d):
     """Flow.nll (MLPNLL) and Stacked.nll: the loss and its gradients equal autograd's per-layer ones."""
-    flows = [_flow(kind, d=3, seed=s) for s in (0, 1)]
-    x = 0.5 * torch.randn(2, 30, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    flows = [_flow(kind, d=d, seed=s) for s in (0, 1)]
+    x = 0.5 * torch.randn(2, 30, d, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     stacked = Stacked(flows)
     losses = stacked.nll(x)
     losses.sum().backward()
     for e, f in enumerate(flows):
         y, ladj = _per_layer(f, x[e])
-        ref = (0.5 * (y**2).sum(-1) + 0.5 * 3 * math.log(2 * math.pi) - ladj).mean()
+        ref = (0.5 * (y**2).sum(-1) + 0.5 * d * math.log(2 * math.pi) - ladj).mean()
         ref_grads = torch.autograd.grad(ref, list(f.parameters()))
         own = f.nll(x[e])
         own_grads = torch.autograd.grad(own, list(f.parameters()))
@@ -155,3 +156,27 @@ def test_gradcheck_nll():
     assert torch.autograd.gradcheck(
         lambda x, *ps: fused.MLPNLL.apply(x, "sinh", LOG_EPS, *ps), (x, *params), eps=1e-6, atol=1e-8
     )
+
+
+def test_linear_flow():
+    """One affine layer (the linear flow): values, NLL and gradients against autograd, one flow and stacked."""
+    flows = [build_flow({"kind": "linear"}, 3, torch.float64, seed=s) for s in (0, 1)]
+    with torch.no_grad():
+        for k, f in enumerate(flows):
+            f.layers[0].W.add_(0.3 * torch.randn(3, 3, generator=torch.Generator().manual_seed(k), dtype=torch.float64))
+            f.layers[0].b.fill_(0.2 * (k + 1))
+    assert flows[0]._fused == "linear"
+    x = torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    stacked = Stacked(flows)
+    stacked.nll(x).sum().backward()
+    for e, f in enumerate(flows):
+        y, ladj = f(x[e])
+        y_ref, ladj_ref = _per_layer(f, x[e])
+        torch.testing.assert_close(y, y_ref, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(ladj, ladj_ref, rtol=1e-13, atol=1e-13)
+        ref = (0.5 * (y_ref**2).sum(-1) + 0.5 * 3 * math.log(2 * math.pi) - ladj_ref).mean()
+        ref_grads = torch.autograd.grad(ref, list(f.parameters()))
+        own_grads = torch.autograd.grad(f.nll(x[e]), list(f.parameters()))
+        for name, g_ref, g_own in zip([n for n, _ in f.named_parameters()], ref_grads, own_grads, strict=True):
+            torch.testing.assert_close(g_own, g_ref, rtol=1e-11, atol=1e-12)
+            torch.testing.assert_close(stacked.stack[stacked._index[name]].grad[e], g_ref, rtol=1e-11, atol=1e-12)

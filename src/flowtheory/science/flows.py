@@ -446,12 +446,15 @@ class Flow(nn.Module):
 
     def fused_kind(self) -> str | None:
         """The element-wise kind when the layers are ``Affine, act, Affine, ..., act, Affine`` with one
-        sinh/asinh kind and exact log-dets (an MLP flow without batch norm, logit or PReLU): then
+        sinh/asinh kind and exact log-dets (an MLP flow without batch norm, logit or PReLU), or
+        ``"linear"`` for one affine layer with an exact log-det (the linear flow): then
         :meth:`forward` and :meth:`nll` run as one autograd node (:mod:`flowtheory.science.fused`)
         for the parameters' gradients. Where ``x`` itself requires a gradient (autograd Jacobians,
         the reference implementations in the tests) the layers run one by one, so such references
         stay independent of the hand-written backward. None when the pattern differs."""
         layers = list(self.layers)
+        if len(layers) == 1 and isinstance(layers[0], Affine) and layers[0].logdet == "slogdet":
+            return "linear"  # one affine layer: the pass has no element-wise layer
         if len(layers) < 3 or len(layers) % 2 == 0:
             return None
         affine = all(isinstance(layer, Affine) for layer in layers[0::2])

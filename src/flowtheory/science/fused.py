@@ -39,7 +39,8 @@ from torch import Tensor
 
 __all__ = ["KINDS", "MLPNLL", "MLPPass", "mlp_nll", "mlp_pass"]
 
-#: the element-wise kinds the fused pass supports (``flows.Elementwise.kind``)
+#: the element-wise kinds the fused pass supports (``flows.Elementwise.kind``); a single affine
+#: layer (the linear flow, kind ``"linear"``) has none
 KINDS = ("sinh", "asinh")
 
 
@@ -56,22 +57,27 @@ def _lu(Ws: tuple[Tensor, ...]) -> list[Tensor]:
     return [t for W in Ws for t in torch.linalg.lu_factor_ex(W)[:2]]
 
 
-def _log_abs_dets(lus: list[Tensor], n_layers: int) -> Tensor:
+def _log_abs_dets(lus: list[Tensor]) -> Tensor:
     """Σ_l log|det W_l| = Σ log|diag U_l| (shape: the parameters' leading batch shape)."""
     terms = [LU.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1) for LU in lus[0::2]]
-    if len(terms) < n_layers:  # one stacked factorization: sum over the layer axis too
+    if _stacked(lus):  # one factorization of the stack: sum over the layer axis too
         return terms[0].sum(-1)
     return sum(terms[1:], terms[0])
 
 
-def _inverses_t(lus: list[Tensor], n_layers: int) -> list[Tensor]:
+def _inverses_t(lus: list[Tensor]) -> list[Tensor]:
     """W_l^-T from the LU factors: the gradient of log|det W_l|."""
     eye = torch.eye(lus[0].shape[-1], dtype=lus[0].dtype, device=lus[0].device)
     out = [
         torch.linalg.lu_solve(LU, piv, eye.expand_as(LU), adjoint=True)
         for LU, piv in zip(lus[0::2], lus[1::2], strict=True)
     ]
-    return list(out[0].unbind(-3)) if len(out) < n_layers else out
+    return list(out[0].unbind(-3)) if _stacked(lus) else out
+
+
+def _stacked(lus: list[Tensor]) -> bool:
+    """Whether :func:`_lu` factorized the stack of all matrices at once."""
+    return lus[0].shape[-1] <= BATCH_LOGDET_MAX_D
 
 
 def _forward(x: Tensor, kind: str, eps: float, params: tuple[Tensor, ...]):
@@ -96,7 +102,7 @@ def _forward(x: Tensor, kind: str, eps: float, params: tuple[Tensor, ...]):
             term = torch.log(torch.cosh(z) + eps)
         logd = term if logd is None else logd.add_(term)
     lus = _lu(Ws)
-    const = _log_abs_dets(lus, len(Ws)).unsqueeze(-1)
+    const = _log_abs_dets(lus).unsqueeze(-1)
     if logd is None:
         ladj = const.expand(x.shape[:-1])
     else:
@@ -111,7 +117,7 @@ def _backward(kind: str, eps: float, n_layers: int, saved, g_y: Tensor, g_l: Ten
     grads: list[Tensor] = [None] * (2 * L)  # type: ignore[list-item]
     # every sample's ladj holds Σ log|det W|, whose gradient is W^-T: it starts each W's gradient
     g_const = g_l.sum(-1)[..., None, None]
-    g_W0 = [g_const * w for w in _inverses_t(list(lus), L)]
+    g_W0 = [g_const * w for w in _inverses_t(list(lus))]
     minus_ones = torch.full(g_y.shape[-2:-1], -1.0, dtype=g_y.dtype, device=g_y.device)  # b̄ = -Σ_n h̄
     g_h = g_y
     g_l = g_l.unsqueeze(-1)

@@ -9,7 +9,6 @@ then holds the parameters of the last finite epoch.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -221,7 +220,7 @@ def train(
     opt = make_optimizer(flow, cfg.lr)
     probe = x_train[: cfg.probe_points]
     result = TrainResult()
-    good_state = copy.deepcopy(flow.state_dict())
+    good_state = _snapshot(flow)
     n = len(x_train)
     flow.train()
     for epoch in range(1, cfg.epochs + 1):
@@ -249,7 +248,7 @@ def train(
         if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs:
             row.update(diagnostics(flow, probe))
         result.history.append(row)
-        good_state = copy.deepcopy(flow.state_dict())
+        good_state = _snapshot(flow)
         result.checkpoint_epoch = epoch
         log(_epoch_line(row, cfg.epochs))
     return result
@@ -293,7 +292,7 @@ def train_ensemble(
     weight = any(s.kind == "weight" for s in stabs)
     probe = x_train[: cfg.probe_points]
     results = [TrainResult() for _ in range(E)]
-    good = [copy.deepcopy(f.state_dict()) for f in flows]
+    good = [p.detach().clone() for p in stacked.stack]  # every member's last finite epoch
     frozen: dict[int, list[Tensor]] = {}  # diverged members: their stacked slices, restored each step
     n = len(x_train)
     for f in flows:
@@ -303,21 +302,23 @@ def train_ensemble(
         live = [e for e in range(E) if e not in frozen]
         if not live:
             break
-        perms = [
-            torch.randperm(n, generator=g, device=x_train.device) if e in live else None for e, g in enumerate(gens)
-        ]
+        # each live member draws its own permutation, as alone; a frozen one's rows are never used
+        order = torch.stack(
+            [
+                torch.randperm(n, generator=g, device=x_train.device)
+                if e in live
+                else torch.arange(n, device=x_train.device)
+                for e, g in enumerate(gens)
+            ]
+        )
+        noisy = [e for e in live if stabs[e].kind == "noise"]
         nll_sum = [0.0] * E
         pen_sum = [0.0] * E
         batches = 0
         for i in range(0, n, cfg.batch_size):
-            xb = torch.stack(
-                [
-                    stabs[e].corrupt(x_train[perms[e][i : i + cfg.batch_size]], gens[e])
-                    if e in live
-                    else x_train[: min(cfg.batch_size, n - i)]
-                    for e in range(E)
-                ]
-            )
+            xb = x_train[order[:, i : i + cfg.batch_size]]  # (E, batch, d): one gather for all members
+            for e in noisy:
+                xb[e] = stabs[e].corrupt(xb[e], gens[e])
             if jacobian:
                 y, ladj, J = stacked.forward_and_jacobian(xb)
                 nlls = nll(y, ladj)
@@ -332,7 +333,7 @@ def train_ensemble(
                 results[e].steps += 1
             newly = [e for e in live if not finite[e]]
             for e in newly:
-                _freeze(flows[e], results[e], good[e], epoch, log, stacked, e, frozen)
+                _freeze(results[e], good, epoch, log, stacked, e, frozen)
             live = [e for e in live if e not in frozen]
             if not live:
                 break
@@ -347,7 +348,7 @@ def train_ensemble(
             batches += 1
         for e in list(live):
             if e not in frozen and not _finite_params(flows[e]):
-                _freeze(flows[e], results[e], good[e], epoch, log, stacked, e, frozen)
+                _freeze(results[e], good, epoch, log, stacked, e, frozen)
         live = [e for e in live if e not in frozen]
         if not live:
             break
@@ -367,9 +368,9 @@ def train_ensemble(
             if diag is not None:
                 row.update(diag[e])
             results[e].history.append(row)
-            good[e] = copy.deepcopy(flows[e].state_dict())
             results[e].checkpoint_epoch = epoch
             log(_epoch_line(row, cfg.epochs, f"[{stabs[e].name} seed {seeds[e]}] "))
+        good = [p.detach().clone() for p in stacked.stack]
     return results
 
 
@@ -413,23 +414,37 @@ def ensemble_family(stab: Stabilizer, d: int) -> bool | None:
     return False
 
 
-def _freeze(flow, result, good_state, epoch, log, stacked, e, frozen) -> None:
-    """A member diverged: back to its last finite epoch, and kept there while the others train."""
-    _diverged(flow, result, good_state, epoch, log)
-    frozen[e] = [p.detach()[e].clone() for p in stacked.stack]
+def _freeze(result, good: list[Tensor], epoch, log, stacked, e, frozen) -> None:
+    """A member diverged: back to its last finite epoch (its slice of the stacked snapshot ``good``;
+    the member's parameters are views of the stack), and kept there while the others train."""
+    frozen[e] = [g[e].clone() for g in good]
+    _restore(stacked, {e: frozen[e]})
+    _mark_diverged(result, epoch, log)
 
 
 @torch.no_grad()
 def _restore(stacked, frozen: dict[int, list[Tensor]]) -> None:
+    """Writes the frozen members' values into their slices. Through ``.data``, as loading a member's
+    state dict does: a member that diverges between a forward pass and its backward keeps the graph
+    valid (its own gradient is not used)."""
     for e, values in frozen.items():
         for p, v in zip(stacked.stack, values, strict=True):
-            p[e] = v
+            p.data[e] = v
+
+
+def _snapshot(flow: Flow) -> dict[str, Tensor]:
+    """A copy of the flow's state (the checkpoint kept for a divergence)."""
+    return {k: v.detach().clone() for k, v in flow.state_dict().items()}
 
 
 def _diverged(flow: Flow, result: TrainResult, good_state: dict, epoch: int, log: Callable) -> TrainResult:
+    flow.load_state_dict(good_state)
+    return _mark_diverged(result, epoch, log)
+
+
+def _mark_diverged(result: TrainResult, epoch: int, log: Callable) -> TrainResult:
     result.status = "diverged"
     result.diverged_step = result.steps
-    flow.load_state_dict(good_state)
     log(f"epoch {epoch}: diverged at step {result.steps} (non-finite loss or parameters); stopping")
     return result
 
