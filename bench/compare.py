@@ -5,8 +5,10 @@ a clean copy of the old commit (``git archive``) and of this tree (its tracked f
 results) run ``snakemake --cores N`` one after the other under ``/usr/bin/time -v``, each with its
 own ``src`` on ``PYTHONPATH``. Printed per config: wall time, CPU time (user + sys), the largest
 process's peak memory, the job count, and new/old ratios; then ``snakemake -n`` on the new copy,
-up to date. Absolute times move 3-4x between hosts of one kind: compare the ratios, and quote the
-host's reference step (``python -m bench.steps --quick``: zuko MAF) beside any absolute figure.
+up to date; and for ``paper`` the old commit's own config on the new copy (the same work: the
+speed goal; ``--no-same-work`` skips it). Absolute times move 3-4x between hosts of one kind:
+compare the ratios, and quote the host's reference step (``python -m bench.steps --quick``: zuko
+MAF) beside any absolute figure.
 
 Usage: ``python -m bench.compare [--old 6909fdb] [--configs ci paper] [--cores 2]``; writes
 ``benchmarks/compare.json``.
@@ -103,6 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--configs", nargs="+", default=["ci", "paper"], choices=list(CONFIGS))
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/compare.json")
+    parser.add_argument(
+        "--no-same-work", action="store_true", help="skip the old commit's paper config on the new tree"
+    )
     args = parser.parse_args(argv)
     results: dict = {"old": args.old, "cores": args.cores}
     for name in args.configs:
@@ -114,6 +119,16 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{name}: running the {label} pipeline ...", flush=True)
                 row[label] = run_config(project, CONFIGS[name], args.cores)
             row["new_dry_run_s"] = dry_run(Path(new), CONFIGS[name])
+            if name == "paper" and not args.no_same_work:
+                # the speed goal: the old commit's own paper config (the same work) on this tree
+                same = Path(new) / "config" / "old_commit.yaml"
+                same.write_bytes((Path(old) / "config" / "config.yaml").read_bytes())
+                for sub in ("results", "metrics", "plots", "logs", "benchmarks", ".snakemake"):
+                    subprocess.run(["rm", "-rf", str(Path(new) / sub)], check=True)
+                print(f"{name}: running the old commit's config on the new pipeline ...", flush=True)
+                row["new_same_work"] = run_config(Path(new), ["--configfile", str(same)], args.cores)
+                row["same_work_wall_ratio"] = row["new_same_work"]["wall_s"] / row["old"]["wall_s"]
+                row["same_work_cpu_ratio"] = row["new_same_work"]["cpu_s"] / row["old"]["cpu_s"]
         row["wall_ratio"] = row["new"]["wall_s"] / row["old"]["wall_s"]
         row["cpu_ratio"] = row["new"]["cpu_s"] / row["old"]["cpu_s"]
         results[name] = row
@@ -132,6 +147,13 @@ def _print(name: str, row: dict, old: str) -> None:
     for label, r in (("old", o), ("new", n)):
         print(f"{label:<8}{r['wall_s']:>10.1f}{r['cpu_s']:>10.1f}{r['peak_rss_mb']:>10.0f}{r['jobs'] or 0:>8}")
     print(f"new/old: wall {row['wall_ratio']:.2f}x, CPU {row['cpu_ratio']:.2f}x")
+    if "new_same_work" in row:
+        s = row["new_same_work"]
+        print(
+            f"the old commit's config on the new tree (the same work): wall {s['wall_s']:.1f} s, "
+            f"CPU {s['cpu_s']:.1f} s, peak {s['peak_rss_mb']:.0f} MB, {s['jobs']} jobs; new/old: "
+            f"wall {row['same_work_wall_ratio']:.2f}x, CPU {row['same_work_cpu_ratio']:.2f}x"
+        )
     print(f"snakemake -n on the new tree, up to date: {row['new_dry_run_s']:.2f} s")
 
 
