@@ -18,13 +18,20 @@ without batch norm, logit or PReLU) and RealNVP (affine couplings and permutatio
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from flowtheory.science import fused
-from flowtheory.science.flows import LOG_EPS, Affine, Coupling, Elementwise, Flow, Permutation, log_abs_det
+from flowtheory.science.flows import (
+    LOG_EPS,
+    Affine,
+    Coupling,
+    Elementwise,
+    Flow,
+    Permutation,
+    gaussian_nll,
+    log_abs_det,
+)
 
 __all__ = ["Stacked", "stackable"]
 
@@ -182,9 +189,7 @@ class Stacked(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The normalizing maps of all members: x (E, n, d) -> (y (E, n, d), log|det J_f| (E, n))."""
         kind = self.members[0]._fused
-        if (
-            kind is not None and not x.requires_grad
-        ):  # an MLP flow: one autograd node for all members (flowtheory.science.fused)
+        if kind is not None and not x.requires_grad:  # linear/MLP: one autograd node (science.fused)
             return fused.mlp_pass(x, kind, LOG_EPS, *self._affine_params())
         y, ladj, _ = self._pass(x, False)
         return y, ladj
@@ -218,7 +223,5 @@ class Stacked(nn.Module):
         return sum(terms[1:], terms[0])
 
 
-def nll(y: Tensor, ladj: Tensor) -> Tensor:
-    """Mean NLL per member: y (E, n, d), ladj (E, n) -> (E,)."""
-    d = y.shape[-1]
-    return (0.5 * (y**2).sum(-1) + 0.5 * d * math.log(2 * math.pi) - ladj).mean(-1)
+#: mean NLL per member: y (E, n, d), ladj (E, n) -> (E,)
+nll = gaussian_nll

@@ -38,6 +38,7 @@ __all__ = [
     "ZukoFlow",
     "build_flow",
     "count_parameters",
+    "gaussian_nll",
     "log_abs_det",
 ]
 
@@ -49,8 +50,9 @@ CHOL_REG = 1e-5
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.2
 #: affine layers up to this size get their log-dets from one batched call (overhead-bound); larger
-#: ones one call each, since the stacking copy costs more than it saves (``results/benchmarks.md``)
-BATCH_LOGDET_MAX_D = 64
+#: ones one call each, since the stacking copy costs more than it saves (``results/benchmarks.md``);
+#: defined with the fused pass, which follows the same rule
+BATCH_LOGDET_MAX_D = fused.BATCH_LOGDET_MAX_D
 
 FLOW_KINDS = ("linear", "mlp", "realnvp", "zuko_maf", "zuko_nsf")
 
@@ -96,6 +98,13 @@ class Bijector(nn.Module):
     def weight_matrices(self) -> list[Tensor]:
         """The normalizing-direction matrices that the weight Tikhonov penalty acts on."""
         return []
+
+
+def gaussian_nll(y: Tensor, ladj: Tensor) -> Tensor:
+    """Mean negative log-likelihood under the N(0, I) base over the sample axis: y (..., n, d),
+    log|det J_f| (..., n) -> (...)."""
+    d = y.shape[-1]
+    return (0.5 * (y**2).sum(-1) + 0.5 * d * math.log(2 * math.pi) - ladj).mean(-1)
 
 
 def log_abs_det(W: Tensor, mode: str = "slogdet") -> Tensor:
@@ -469,8 +478,7 @@ class Flow(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The normalizing map: returns ``(y, log|det J_f(x)|)``."""
         if self._fused is not None and not x.requires_grad:
-            Ws, bs = [a.W for a in self._affines], [a.b for a in self._affines]
-            return fused.mlp_pass(x, self._fused, LOG_EPS, Ws, bs)
+            return fused.mlp_pass(x, self._fused, LOG_EPS, *self._affine_params())
         per_sample = []
         for layer in self.layers:
             if isinstance(layer, Affine):
@@ -489,10 +497,11 @@ class Flow(nn.Module):
     def nll(self, x: Tensor) -> Tensor:
         """The mean negative log-likelihood of the batch ``x`` (the training loss)."""
         if self._fused is not None and not x.requires_grad:
-            Ws, bs = [a.W for a in self._affines], [a.b for a in self._affines]
-            return fused.mlp_nll(x, self._fused, LOG_EPS, Ws, bs)
-        y, ladj = self(x)
-        return (0.5 * (y**2).sum(-1) + 0.5 * y.shape[-1] * math.log(2 * math.pi) - ladj).mean()
+            return fused.mlp_nll(x, self._fused, LOG_EPS, *self._affine_params())
+        return gaussian_nll(*self(x))
+
+    def _affine_params(self) -> tuple[list[Tensor], list[Tensor]]:
+        return [a.W for a in self._affines], [a.b for a in self._affines]
 
     def log_prob(self, x: Tensor) -> Tensor:
         y, ladj = self(x)

@@ -44,7 +44,7 @@ __all__ = ["KINDS", "MLPNLL", "MLPPass", "mlp_nll", "mlp_pass"]
 KINDS = ("sinh", "asinh")
 
 
-#: the affine log-dets come from one batched LAPACK call up to this size (flows.BATCH_LOGDET_MAX_D)
+#: the affine log-dets come from one batched LAPACK call up to this size (flows uses the same rule)
 BATCH_LOGDET_MAX_D = 64
 LOG_2PI = math.log(2 * math.pi)
 
@@ -65,7 +65,7 @@ def _log_abs_dets(lus: list[Tensor]) -> Tensor:
     return sum(terms[1:], terms[0])
 
 
-def _inverses_t(lus: list[Tensor]) -> list[Tensor]:
+def _inverses_t(lus) -> list[Tensor]:
     """W_l^-T from the LU factors: the gradient of log|det W_l|."""
     eye = torch.eye(lus[0].shape[-1], dtype=lus[0].dtype, device=lus[0].device)
     out = [
@@ -117,7 +117,7 @@ def _backward(kind: str, eps: float, n_layers: int, saved, g_y: Tensor, g_l: Ten
     grads: list[Tensor] = [None] * (2 * L)  # type: ignore[list-item]
     # every sample's ladj holds Σ log|det W|, whose gradient is W^-T: it starts each W's gradient
     g_const = g_l.sum(-1)[..., None, None]
-    g_W0 = [g_const * w for w in _inverses_t(list(lus))]
+    g_W0 = [g_const * w for w in _inverses_t(lus)]
     minus_ones = torch.full(g_y.shape[-2:-1], -1.0, dtype=g_y.dtype, device=g_y.device)  # b̄ = -Σ_n h̄
     g_h = g_y
     g_l = g_l.unsqueeze(-1)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowtheory.science.flows import Flow
+from flowtheory.science.flows import Flow, gaussian_nll
 
 __all__ = ["EXACT_MAX_D", "KINDS", "Stabilizer", "hutchinson_sq_frobenius"]
 
@@ -85,6 +85,11 @@ class Stabilizer:
             return x
         return x + self.sigma * torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
 
+    @property
+    def penalized(self) -> bool:
+        """Whether the loss has a penalty term (weight and Jacobian; noise acts on the data)."""
+        return self.kind in ("weight", "jacobian")
+
     def exact_jacobian(self, d: int) -> bool:
         """Whether the Jacobian penalty uses the exact per-sample Jacobian at dimension ``d``."""
         return self.estimator == "exact" or (self.estimator == "auto" and d <= EXACT_MAX_D)
@@ -98,16 +103,11 @@ class Stabilizer:
                 sq = J.pow(2).sum((-2, -1))
             else:
                 y, ladj, sq = hutchinson_sq_frobenius(flow, x, g, self.probes)
-            return _nll(y, ladj), self.alpha * sq.mean()
+            return gaussian_nll(y, ladj), self.alpha * sq.mean()
         nll = flow.nll(x)  # one autograd node for an MLP flow (flowtheory.science.fused)
         if self.kind == "weight":
             return nll, self.alpha * sum((W**2).sum() for W in flow.weight_matrices())
         return nll, zero
-
-
-def _nll(y: Tensor, ladj: Tensor) -> Tensor:
-    d = y.shape[-1]
-    return (0.5 * (y**2).sum(-1) + 0.5 * d * math.log(2 * math.pi) - ladj).mean()
 
 
 def hutchinson_sq_frobenius(

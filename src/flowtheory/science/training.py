@@ -177,7 +177,7 @@ def step(flow: Flow, opt: FlatAdam, stab: Stabilizer, xb: Tensor, g: torch.Gener
     (and no step) when the loss is not finite. The none and noise stabilizers add no penalty term,
     so their loss is the NLL itself (no extra operation)."""
     nll, pen = stab.nll_and_penalty(flow, xb, g)
-    penalized = stab.kind in ("weight", "jacobian")
+    penalized = stab.penalized
     loss = nll + pen if penalized else nll
     value = loss.item()
     if not math.isfinite(value):
