@@ -6,11 +6,19 @@ from flowtheory.pipeline import config as ftconfig
 from flowtheory.pipeline import experiments as ftexperiments
 from flowtheory.pipeline import hooks
 from flowtheory.pipeline import paths
+from flowtheory.stages import claims as ftclaims
 
 try:
     ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
     ftconfig.check_input_files(config)
 except ftconfig.ConfigError as err:
+    raise WorkflowError(str(err))
+
+# paper_map.yaml too, before any job runs: a typo in a claim is one error naming the claim and key
+# (the claims rule, the last job, would otherwise be the first to read it)
+try:
+    ftclaims.load_paper_map(paths.PAPER_MAP)
+except ftclaims.PaperMapError as err:
     raise WorkflowError(str(err))
 
 

@@ -250,8 +250,12 @@ STAGES: dict[str, Stage] = {
             modules=[
                 *_COMMON,
                 *_CONFIG,
+                *_FLOW,  # the claims' λ-sweep fit is the science's own (oracles.sweep_slopes)
                 "pipeline/experiments.py",
                 "pipeline/paths.py",
+                "science/covariance.py",
+                "science/oracles.py",
+                "science/stats.py",
                 "stages/claims.py",
                 "stages/figures.py",
                 "stages/summarize.py",

@@ -84,8 +84,8 @@ WITHIN_LIMITS = "reproduces within stated limits"
 DOES_NOT_REPRODUCE = "does not reproduce"
 NOT_CONCLUSIVE = "not conclusive"
 
-#: where the README's copy of results/claims.md stops (pipeline/hooks.py): the full claim ×
-#: experiment table stays in results/claims.md
+#: where the README's copy of results/claims.md stops (flowtheory.pipeline.hooks.splice_readme):
+#: the full claim × experiment table stays in results/claims.md
 README_STOP = "<!-- readme:stop -->"
 
 CONVERGED, NOT_CONVERGED, DIVERGED, UNKNOWN = "converged", "not_converged", "diverged", "unknown"
@@ -827,6 +827,7 @@ def _evaluate_experiment(entry, check, exp, stabs, props, summaries) -> dict:
         "verdict": verdict,
         "passed": _passed(verdict),
         "prediction_holds": all(v is True for v in outcome.run_passed.values()),
+        "threshold": primary["threshold"],
         "metric": primary["metric"],
         "direction": primary["direction"],
         "measured": primary["value"],
@@ -1042,20 +1043,21 @@ def _undecided_cause(results: list) -> str:
     """Why experiments have no verdict at the optimum, counted by state."""
     states: dict[str, int] = {}
     for _, _, res in results:
-        if res["verdict"] in UNDECIDED:
+        if res["verdict"] == NOT_FAR_ENOUGH:
+            key = "ill-posedness law not reached"
+        elif res["verdict"] == NOT_AT_OPTIMUM:
             key = {
                 "capacity": "converged with gap > ε",
                 "not_converged": "not converged",
                 "unknown": "convergence unknown",
-            }.get(res.get("optimum_state"), "at the optimum")
-            if res["verdict"] == NOT_FAR_ENOUGH:
-                key = "ill-posedness not far enough"
-            states[key] = states.get(key, 0) + 1
+            }.get(res.get("optimum_state"), "not at the optimum")
         elif res["verdict"] == NOT_RUN:
-            states["not run"] = states.get("not run", 0) + 1
-    total = len(results)
-    parts = [f"{k}: {v} of {total}" for k, v in sorted(states.items(), key=lambda kv: -kv[1])]
-    return "no verdict at the optimum for " + "; ".join(parts) if parts else ""
+            key = "not run"
+        else:
+            continue
+        states[key] = states.get(key, 0) + 1
+    parts = [f"{k} ({v} of {len(results)})" for k, v in sorted(states.items(), key=lambda kv: -kv[1])]
+    return "no verdict at the optimum: " + "; ".join(parts) if parts else ""
 
 
 # ----------------------------------------------------------------------------- error vs gap
@@ -1158,7 +1160,7 @@ def _number_text(num: dict | None) -> str:
     value = _value_text(
         num["metric"], num["value"], num["direction"], num["threshold"], num["margin"], num["near_threshold"]
     )
-    return f"`{num['claim']}` on {num['experiment']}: {value}"
+    return f"`{num['claim']}` on {num['experiment']}: {value} [{num['verdict']}]"
 
 
 def _verdict_counts(counts: dict) -> str:
