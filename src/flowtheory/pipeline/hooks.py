@@ -40,16 +40,18 @@ BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 
 
 def splice_readme(readme: Path, claims_md: Path) -> str:
-    """Copies the head of ``results/claims.md`` into the README between the markers: less its
-    title, up to ``README_STOP`` (the five conclusions, then one row per claim), and a link to
-    the full claim × experiment table in ``results/claims.md``."""
+    """Copies the head of ``results/claims.md`` into the README between the markers: from its first
+    section up to ``README_STOP`` (the five conclusions, then one row per claim), and a link to the
+    full claim × experiment table in ``results/claims.md``."""
     if not (readme.exists() and claims_md.exists()):
         return "readme: nothing to update"
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         return "readme: no claims markers; left unchanged"
-    head = claims_md.read_text().split(README_STOP, 1)[0]
-    table = "\n".join(line for line in head.splitlines() if not line.startswith("# ")).strip()
+    lines = claims_md.read_text().split(README_STOP, 1)[0].splitlines()
+    # from the first section or table (the conclusions) on; the title and its note stay in claims.md
+    first = next((i for i, line in enumerate(lines) if line.startswith(("### ", "|"))), 0)
+    table = "\n".join(line for line in lines[first:] if not line.startswith("# ")).strip()
     table += (
         f"\n\nEvery claim on every experiment it applies to (measured value, margin, gap, convergence, cause) "
         f"and each geometric error against the gap: [`{CLAIMS_MD}`]({CLAIMS_MD})."

@@ -650,7 +650,10 @@ def _check_claim(entry: dict, where_file: str, paper_claims: dict) -> None:
         raise PaperMapError(
             f"{where}: key 'paper_claim': {entry['paper_claim']!r} is not one of the paper claims {sorted(paper_claims)}"
         )
-    check_selector(entry["applies_to"], f"{where}: applies_to")
+    try:
+        check_selector(entry["applies_to"], f"{where}: applies_to")
+    except ValueError as e:
+        raise PaperMapError(str(e)) from None
 
 
 def check_paper_map(paper_map, where: str = "paper_map.yaml") -> dict:
@@ -666,10 +669,14 @@ def check_paper_map(paper_map, where: str = "paper_map.yaml") -> dict:
     paper_claims = paper_map.get("paper_claims")
     if not isinstance(paper_claims, dict) or not paper_claims:
         raise PaperMapError(f"{where}: 'paper_claims' must map each paper claim's number to its statement")
+    numbered = {}
     for num, pc in paper_claims.items():
         pwhere = f"{where}: paper claim {num!r}"
+        if isinstance(num, str) and num.isdigit():  # JSON keys are strings
+            num = int(num)
         if isinstance(num, bool) or not isinstance(num, int):
             raise PaperMapError(f"{pwhere}: paper claims are numbered 1, 2, ...")
+        numbered[num] = pc
         if not isinstance(pc, dict):
             raise PaperMapError(f"{pwhere}: expected a mapping of {sorted(PAPER_CLAIM_KEYS)}")
         for key in pc:
@@ -679,6 +686,7 @@ def check_paper_map(paper_map, where: str = "paper_map.yaml") -> dict:
             if key not in pc:
                 raise PaperMapError(f"{pwhere}: missing key {key!r}")
             _check_value(pwhere, key, kind, pc[key])
+    paper_claims = paper_map["paper_claims"] = numbered
     ids = [e.get("id") if isinstance(e, dict) else None for e in paper_map["claims"]]
     for entry in paper_map["claims"]:
         _check_claim(entry, where, paper_claims)
