@@ -444,7 +444,11 @@ def check_stable(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outcom
             side = "below" if ratio[r] <= threshold else "above"
             states[r], notes[r] = NOT_AT_OPTIMUM, f"{CAUSE_TEXT[conv]}, s_max {side} the bound"
     meas = [_measure("smax_over_bound", "<=", threshold, ratio)]
-    run_passed = {r: (None if s == NOT_RUN else s == PASS) for r, s in states.items()}
+    # the prediction (finite, below the bound) whether or not the run converged
+    run_passed = {
+        r: None if states[r] == NOT_RUN else bool(detail[r]["convergence"] != DIVERGED and ratio[r] <= threshold)
+        for r in runs
+    }
     return Outcome(meas, run_passed, {"runs": detail}, states=states, notes=notes)
 
 
