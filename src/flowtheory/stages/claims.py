@@ -482,13 +482,14 @@ def _history_fit(h: dict | None) -> dict:
 def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outcome:
     """Ill-posedness on degenerate data (docs/theory.md §2.4, Eq. (23)): an unregularized run's NLL
     keeps falling as the normal singular values of J_f grow, one nat per unit of log scale per
-    normal direction, so d NLL / d log s_max → −(D − d). Fitted over the second half of training
+    normal direction, so d NLL / d log s_max → −(d − k) (ambient dimension d, intrinsic dimension
+    k). Fitted over the second half of training
     from the history (:func:`_history_fit`).
 
     Per run, with ``threshold`` the tolerance per normal direction:
 
-    * PASS: the slope is within ``threshold`` × (D − d) of −(D − d) while log s_max moved by at
-      least ``min_log_range`` (or, D − d unknown as on MNIST, the slope is at most −(1 − threshold):
+    * PASS: the slope is within ``threshold`` × (d − k) of −(d − k) while log s_max moved by at
+      least ``min_log_range`` (or, d − k unknown as on MNIST, the slope is at most −(1 − threshold):
       at least one normal direction on the law); a run that became non-finite has reached the
       unbounded likelihood too;
     * FAIL: the run converged (its status: the objective stopped improving) off the law, i.e. to a
