@@ -29,7 +29,7 @@ TRAIN = {
 CLAIMS = [
     {"id": "linear_whitening", "measured": 0.0015493367248839477, "passed": True, "claim": "WᵀW = Σ̂⁻¹"},
     {
-        "id": "mnist_unregularized_diverges",
+        "id": "mnist_unregularized_illposed",
         "measured": 0.22050410892505987,
         "passed": True,
         "detail": {"mnist_mlp/none/seed0": {"smax_last": 116.7296371459961, "status": "converged"}},
@@ -159,7 +159,7 @@ def test_nested_verdicts_are_verdicts_and_claims_are_matched_by_id(repo):
     _edit_json(repo, "results/claims.json", edit)
     report = verify(repo)
     assert [(d.where, d.kind) for d in report.differences] == [
-        ("mnist_unregularized_diverges.detail.mnist_mlp/none/seed0.status", "verdict flipped")
+        ("mnist_unregularized_illposed.detail.mnist_mlp/none/seed0.status", "verdict flipped")
     ]
 
 
