@@ -1207,7 +1207,7 @@ def render_markdown(doc: dict) -> str:
         "",
         "### Conclusions",
         "",
-        "| paper claim | conclusion | the number (metric, direction, margin) | figure | at the optimum | "
+        "| paper claim | conclusion | the number (metric, direction, margin) | figure | families with a verdict | "
         "cannot reach it (capacity) | cause |",
         "|---|---|---|---|---|---|---|",
     ]
