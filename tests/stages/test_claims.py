@@ -321,6 +321,8 @@ def test_missing_runs_are_not_run_and_a_claim_of_no_kind_is_na():
     mnist = _record(doc, "mnist")
     assert (mnist["verdict"], mnist["passed"], mnist["experiments"]) == ("N/A", None, {})
     assert mnist["note"] == "no experiment of this kind in this config"
+    assert metrics(doc)["claims"]["angle"]["experiments"]["b"]["verdict"] == "NOT RUN"
+    assert "| `angle` | b | mlp | jacobian_1e-2 | NOT RUN | n/a |" in render_markdown(doc)
 
 
 # ----------------------------------------------------------------------------- the check functions
