@@ -501,6 +501,27 @@ def test_a_converged_run_off_the_law_is_a_finite_optimum_and_fails():
     assert _law(_history(-1.0), train=_train())[0] == "PASS", "on the law even if its criterion held"
 
 
+def test_a_converged_run_whose_flow_does_not_follow_the_manifold_is_capacity_not_failure():
+    history = _history(-1.0, flat_after=20)
+    for angle, verdict in ((60.0, "NOT_AT_OPTIMUM"), (5.0, "FAIL")):
+        ctx = {
+            "history": {"none/seed0": history},
+            "dataset": {"d": 3, "intrinsic_dim": 2},
+            "analysis": {"none/seed0": {"tangent_angle_true_deg_median": angle}},
+        }
+        entry = {"min_log_range": 0.05, "capacity_angle": 15.0}
+        o = CHECKS["illposed"].fn({"none/seed0": _train()}, entry, 0.25, ctx)
+        assert claims._state_verdict(o)[0] == verdict
+        assert o.capacity == (["none/seed0"] if verdict == "NOT_AT_OPTIMUM" else [])
+    s = _summaries()
+    s["train_history"] = {"a": {"none": {f"seed{k}": history for k in (0, 1)}}}
+    s["analysis_summary"]["a"]["none"] = {f"seed{k}": {"tangent_angle_true_deg_median": 60.0} for k in (0, 1)}
+    doc = evaluate(_paper_map({**ILLPOSED, "capacity_angle": 15.0}), s, TABLE)
+    a = _record(doc, "illposed")["experiments"]["a"]
+    assert a["verdict"] == "NOT_AT_OPTIMUM" and a["optimum_state"] == "capacity"
+    assert _conclusion(doc, 3)["families_capacity"] == ["realnvp"]
+
+
 def test_a_non_finite_run_reached_the_unbounded_likelihood_and_a_missing_history_is_not_run():
     assert _law(_history(-0.2), train=_train(status="diverged", conv=False))[0] == "PASS"
     assert _law(None)[0] == "NOT RUN"
@@ -585,7 +606,7 @@ def test_the_five_conclusions():
     assert c2["conclusion"] == "reproduces within stated limits"
     assert c2["families_at_optimum"] == ["mlp", "realnvp"] and c2["families_capacity"] == []
     assert c2["number"]["claim"] == "angle" and c2["number"]["verdict"] == "PASS"
-    assert "converged with gap > ε (1 of 3)" in c2["cause"]
+    assert "converged short of the optimum (capacity) (1 of 3)" in c2["cause"]
     assert _conclusion(doc, 1)["conclusion"] == "not conclusive" and _conclusion(doc, 1)["cause"] == (
         "no experiment of this kind in this config"
     )

@@ -180,7 +180,8 @@ class Outcome:
     value}}`` and optionally ``"se": {run: standard error}``, the first the primary one;
     ``run_passed``: whether the prediction holds on each run (``None``: not measured);
     ``groups``: for checks that judge several runs together (a sweep's seed), each run's group;
-    ``states``: for checks that judge convergence themselves, each run's verdict, with ``notes``."""
+    ``states``: for checks that judge convergence themselves, each run's verdict, with ``notes``;
+    ``capacity``: the runs such a check found limited by their flow family, not by the theory."""
 
     measurements: list[dict]
     run_passed: dict[str, bool | None]
@@ -188,6 +189,7 @@ class Outcome:
     groups: dict[str, list[str]] = field(default_factory=dict)
     states: dict[str, str] | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    capacity: list[str] = field(default_factory=list)
 
 
 def _holds(value: float, direction: str, threshold: float) -> bool | None:
@@ -493,13 +495,17 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
       at least one normal direction on the law); a run that became non-finite has reached the
       unbounded likelihood too;
     * FAIL: the run converged (its status: the objective stopped improving) off the law, i.e. to a
-      finite optimum, which the theory says does not exist;
+      finite optimum, which the theory says does not exist for a flow that can follow the data;
+    * NOT_AT_OPTIMUM (capacity): the same, for a run whose flow does not follow the manifold (its own
+      tangent angle to the analytic oracle, ``tangent_angle_true_deg_median`` of the analysis stage,
+      above ``capacity_angle``): its family cannot reach the unbounded likelihood, which says
+      nothing about the theory;
     * NOT_FAR_ENOUGH: neither: the NLL falls slower (or faster, the tangent fit still under way)
       than the law, or s_max has hardly moved, and training has not converged.
     """
     ds = ctx["dataset"]
     normal = ds["d"] - ds["intrinsic_dim"] if ds.get("intrinsic_dim") is not None else None
-    values, ses, states, notes, detail = {}, {}, {}, {}, {}
+    values, ses, states, notes, detail, capacity = {}, {}, {}, {}, {}, []
     for r, m in runs.items():
         fit = _history_fit(ctx["history"].get(r))
         conv = convergence(m)
@@ -521,7 +527,14 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
         elif "not_measured" in fit:
             states[r], notes[r] = NOT_RUN, fit["not_measured"]
         elif conv == CONVERGED:
-            states[r], notes[r] = FAIL, "converged to a finite optimum"
+            angle = _num((ctx.get("analysis") or {}).get(r, {}).get("tangent_angle_true_deg_median"))
+            detail[r]["tangent_angle_true_deg_median"] = angle
+            if entry.get("capacity_angle") is not None and angle > entry["capacity_angle"]:
+                states[r] = NOT_AT_OPTIMUM
+                notes[r] = f"converged off the law; the flow does not follow the manifold ({_fmt(angle)}°): capacity"
+                capacity.append(r)
+            else:
+                states[r], notes[r] = FAIL, "converged to a finite optimum"
         elif not moved:
             states[r], notes[r] = NOT_FAR_ENOUGH, f"s_max hardly moved ({CAUSE_TEXT[conv]})"
         else:
@@ -532,7 +545,8 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
     else:
         meas = [_measure("nll_log_smax_slope", "<=", -(1 - threshold), values, ses)]
     run_passed = {r: (None if s == NOT_RUN else s == PASS) for r, s in states.items()}
-    return Outcome(meas, run_passed, {"runs": detail, "normal_directions": normal}, states=states, notes=notes)
+    detail = {"runs": detail, "normal_directions": normal}
+    return Outcome(meas, run_passed, detail, states=states, notes=notes, capacity=capacity)
 
 
 @dataclass(frozen=True)
@@ -561,7 +575,9 @@ CHECKS: dict[str, Check] = {
     "spectrum_decay": Check(check_spectrum_decay, "components_summary", {"whitened_min": "number"}),
     "local_overlap": Check(check_local_overlap, "components_summary", {"k": "int"}),
     "stable": Check(check_stable, "train_summary", {"bound_factor": "number"}, gated=False),
-    "illposed": Check(check_illposed, "train_summary", {"min_log_range": "number"}, gated=False),
+    "illposed": Check(
+        check_illposed, "train_summary", {"min_log_range": "number"}, {"capacity_angle": "number"}, gated=False
+    ),
 }
 
 #: a threshold given as one of these words is that property of the experiment's data set
@@ -837,6 +853,13 @@ def _evaluate_experiment(entry, check, exp, stabs, props, summaries) -> dict:
         verdict, cause = _gated_verdict(outcome, optimum)
     else:
         verdict, cause = _state_verdict(outcome)
+    optimum_state = _optimum_state(optimum)
+    if not check.gated:
+        undecided = [r for r, st in (outcome.states or {}).items() if st in UNDECIDED]
+        if undecided and all(r in outcome.capacity for r in undecided):
+            optimum_state = "capacity"
+        elif not undecided:
+            optimum_state = "at_optimum"
     measurements = [_summarize(m) for m in outcome.measurements]
     primary = measurements[0]
     gaps = [o["gap"] for o in optimum.values() if o["gap"] is not None]
@@ -857,7 +880,7 @@ def _evaluate_experiment(entry, check, exp, stabs, props, summaries) -> dict:
         "near_threshold": primary["near_threshold"],
         "measurements": measurements,
         "gap_max": max(gaps) if gaps else None,
-        "optimum_state": _optimum_state(optimum),
+        "optimum_state": optimum_state,
         "optimum": optimum,
         "n_runs": len(runs),
         "cause": cause,
@@ -1068,7 +1091,7 @@ def _undecided_cause(results: list) -> str:
             key = "ill-posedness law not reached"
         elif res["verdict"] == NOT_AT_OPTIMUM:
             key = {
-                "capacity": "converged with gap > ε",
+                "capacity": "converged short of the optimum (capacity)",
                 "not_converged": "not converged",
                 "unknown": "convergence unknown",
             }.get(res.get("optimum_state"), "not at the optimum")
