@@ -1046,13 +1046,17 @@ def conclude(paper_map: dict, records: list[dict]) -> list[dict]:
             conclusion = NOT_CONCLUSIVE
             number = _carrier(recs, pc["headline"], (*UNDECIDED, NOT_RUN))
         families_at = sorted({res["flow_family"] for _, _, res in results if res["verdict"] in (PASS, FAIL)})
+        capacity_exps = [
+            f"{r['id']} on {e}"
+            for r, e, res in results
+            if res["verdict"] in UNDECIDED and res.get("optimum_state") == "capacity"
+        ]
         capacity = sorted(
             {
                 res["flow_family"]
                 for _, _, res in results
                 if res["verdict"] in UNDECIDED and res.get("optimum_state") == "capacity"
             }
-            - set(families_at)
         )
         if not results:
             cause = NO_EXPERIMENT
@@ -1076,6 +1080,7 @@ def conclude(paper_map: dict, records: list[dict]) -> list[dict]:
                 "counts": n,
                 "families_at_optimum": families_at,
                 "families_capacity": capacity,
+                "capacity": capacity_exps,
                 "claims": [r["id"] for r in recs],
                 "cause": cause,
             }
