@@ -150,7 +150,7 @@ CAUSE_TEXT = {
 }
 
 
-def _optimum(run: str, train: dict | None, analysis: dict | None, epsilon: float | None) -> dict:
+def _optimum(train: dict | None, analysis: dict | None, epsilon: float | None) -> dict:
     """Whether one run is at its flow family's optimum: converged, and its gap at most ε where the
     gap is computable (``epsilon`` None: the claim does not use the gap)."""
     conv = convergence(train)
@@ -750,10 +750,6 @@ def _runs(summary: dict, experiment: str, stabilizers: list[str]) -> Runs:
     }
 
 
-def _history_runs(history: dict, experiment: str, stabilizers: list[str]) -> dict:
-    return _runs(history, experiment, stabilizers)
-
-
 def _gated_verdict(outcome: Outcome, optimum: dict[str, dict]) -> tuple[str, str | None]:
     """FAIL if a run at the optimum misses the prediction (for a group, every run of it at the
     optimum); else NOT_AT_OPTIMUM if some run is not at it; else NOT RUN if a run lacks the metric;
@@ -844,11 +840,11 @@ def _evaluate_experiment(entry, check, exp, stabs, props, summaries) -> dict:
     ctx = {
         "train": train,
         "analysis": analysis,
-        "history": _history_runs(summaries.get("train_history") or {}, exp, stabs),
+        "history": _runs(summaries.get("train_history"), exp, stabs),
         "dataset": props["dataset"],
     }
     outcome = check.fn(runs, entry, threshold, ctx)
-    optimum = {r: _optimum(r, train.get(r), analysis.get(r), entry["epsilon"]) for r in runs}
+    optimum = {r: _optimum(train.get(r), analysis.get(r), entry["epsilon"]) for r in runs}
     if check.gated:
         verdict, cause = _gated_verdict(outcome, optimum)
     else:
