@@ -102,7 +102,14 @@ def main() -> None:
                 continue  # ReLU couplings: L-BFGS stalls at once (docs/measurements.md#convergence)
             res = fn(recipe)
             out.setdefault(case, {})[name] = res
-            print(case, "|", name, "|", json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in res.items()}), flush=True)
+            print(
+                case,
+                "|",
+                name,
+                "|",
+                json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in res.items()}),
+                flush=True,
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
 

@@ -383,13 +383,16 @@ def test_flat_adam_member_rates_equal_training_each_member_at_its_own_rate():
     opt = FlatAdam([p], 1e-2, members=3)
     opt.set_member_lr(1, 1e-3)
     opt.set_member_lr(2, 5e-2)
-    refs = [torch.optim.Adam([qe], lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS) for qe, lr in zip(q, [1e-2, 1e-3, 5e-2])]
+    refs = [
+        torch.optim.Adam([qe], lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        for qe, lr in zip(q, [1e-2, 1e-3, 5e-2], strict=True)
+    ]
     for _ in range(5):
         target = torch.randn(3, 4, dtype=torch.float64)
         opt.zero_grad()
         ((p - target) ** 2).sum().backward()
         opt.step()
-        for e, (qe, ref) in enumerate(zip(q, refs)):
+        for e, (qe, ref) in enumerate(zip(q, refs, strict=True)):
             ref.zero_grad()
             ((qe - target[e]) ** 2).sum().backward()
             ref.step()

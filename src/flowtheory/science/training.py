@@ -101,7 +101,7 @@ class TrainResult:
 
 class FlatAdam:
     r"""Adam over one flat buffer per dtype: bitwise the same updates as
-    ``torch.optim.Adam(foreach=True)`` (``tests/unit/test_training.py``), in 8 tensor operations per
+    ``torch.optim.Adam(foreach=True)`` (``tests/science/test_training.py``), in 8 tensor operations per
     step instead of about 40 per-parameter ones (on CPU torch's ``foreach`` kernels loop over the
     parameters). A small flow's step is overhead-bound, so this saves about a third of it.
 
