@@ -1,3 +1,10 @@
+def dataset_spec_of_run(wildcards):
+    """The run's data set spec (data.datasets.<name>): the kind and generator parameters of the
+    target of the gap to the optimum (flowtheory.science.optimum)."""
+    name = config["experiments"][wildcards.experiment]["dataset"]
+    return config["data"]["datasets"][name]
+
+
 # One job per experiment, all its runs (paths.ANALYSIS_DIR).
 rule analysis:
     input:
@@ -19,6 +26,8 @@ rule analysis:
         cfg=config["analysis"],
         intrinsic_dim=intrinsic_dim_of_run,
         runs=analysis_runs,
+        dataset=dataset_spec_of_run,
+        data_seed=config["data"]["seed"],
     script:
         "../scripts/analysis.py"
 
