@@ -71,8 +71,9 @@ GL_NODES = 8
 NODES_PER_WIDTH = 3.0
 #: distances off the manifold, in units of s, for which the panels resolve the curvature (:func:`_width`)
 CURVATURE_REACH = 6.0
-#: halvings of the first and last panel of every interval (:func:`_panels`)
-END_GRADING = 6
+#: halvings of the first and last panel of every interval, and the nodes of each part (:func:`_panels`)
+END_GRADING = 4
+END_GL_NODES = GL_NODES
 #: the S-curve's Gaussian weight on t is cut at this many standard deviations (mass e^-40 beyond)
 TAU_CUT = 9.0
 #: sheet8: integration window margin in nats (the neglected mass is below e^-MARGIN of the bound)
@@ -295,21 +296,30 @@ def _log_uniform_conv(x: np.ndarray, width: float, s: float) -> np.ndarray:
 
 def _panels(lo, hi, width: float, min_panels: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gauss–Legendre nodes and log-weights on [lo, hi] with panels of at most ``width``,
-    the two end panels graded geometrically (:data:`END_GRADING` halvings) for integrands cut off
-    steeply at an end: a point a distance δ beyond the end of a curve sees a decay length s²/δ there.
-    ``lo``, ``hi``: scalars, or arrays of shape (n,) (one interval per sample, a common panel count):
-    returns arrays of shape (N,) or (n, N)."""
-    xi, om = np.polynomial.legendre.leggauss(GL_NODES)
+    the two end panels graded geometrically (:data:`END_GRADING` halvings, :data:`END_GL_NODES` nodes
+    each) for integrands cut off steeply at an end: a point a distance δ beyond the end of a curve
+    sees a decay length s²/δ there. ``lo``, ``hi``: scalars, or arrays of shape (n,) (one interval
+    per sample, a common panel count): returns arrays of shape (N,) or (n, N)."""
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     span = hi - lo
     P = max(min_panels, math.ceil(float(np.max(span)) / width))
-    graded = 2.0 ** -np.arange(END_GRADING, 0, -1) / P  # inside the first panel
-    edges = np.concatenate([[0.0], graded, np.arange(1, P) / P, 1 - graded[::-1], [1.0]])
-    left, size = edges[:-1], np.diff(edges)
-    unit = (left[:, None] + size[:, None] * (xi[None, :] + 1) / 2).ravel()  # nodes in [0, 1]
-    unit_logw = (np.log(size / 2)[:, None] + np.log(om)[None, :]).ravel()
+    graded = np.concatenate([[0.0], 2.0 ** -np.arange(END_GRADING, 0, -1), [1.0]]) / P  # the first panel's
+    parts = [
+        _gl(graded[:-1], np.diff(graded), END_GL_NODES),
+        _gl(np.arange(1, P - 1) / P, np.full(P - 2, 1 / P), GL_NODES),
+        _gl(1 - graded[:0:-1], np.diff(graded)[::-1], END_GL_NODES),
+    ]
+    unit = np.concatenate([u for u, _ in parts])  # nodes in [0, 1]
+    unit_logw = np.concatenate([w for _, w in parts])
     nodes = lo[..., None] + span[..., None] * unit
     return nodes, np.log(span)[..., None] + unit_logw
+
+
+def _gl(left: np.ndarray, size: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """m-point Gauss–Legendre nodes and log-weights on the panels [left, left + size]."""
+    xi, om = np.polynomial.legendre.leggauss(m)
+    nodes = left[:, None] + size[:, None] * (xi[None, :] + 1) / 2
+    return nodes.ravel(), (np.log(size / 2)[:, None] + np.log(om)[None, :]).ravel()
 
 
 def _logsumexp(a: np.ndarray, axis) -> np.ndarray:
