@@ -1,10 +1,3 @@
-def dataset_spec_of_run(wildcards):
-    """The run's data set spec (data.datasets.<name>): the kind and generator parameters of the
-    target of the gap to the optimum (flowtheory.science.optimum)."""
-    name = config["experiments"][wildcards.experiment]["dataset"]
-    return config["data"]["datasets"][name]
-
-
 # One job per experiment, all its runs (paths.ANALYSIS_DIR).
 rule analysis:
     input:
@@ -26,7 +19,10 @@ rule analysis:
         cfg=config["analysis"],
         intrinsic_dim=intrinsic_dim_of_run,
         runs=analysis_runs,
-        dataset=dataset_spec_of_run,
+        # the data set's spec: the kind and generator parameters of the gap's target
+        dataset=lambda w: config["data"]["datasets"][
+            config["experiments"][w.experiment]["dataset"]
+        ],
         data_seed=config["data"]["seed"],
     script:
         "../scripts/analysis.py"

@@ -1,9 +1,10 @@
-r"""The exact distance of a trained flow to the optimum of what it is trained on, in nats
-(docs/theory.md §2.6), where that optimum is known.
+r"""The exact distance of a trained flow to the optimum of what it is trained on, in nats, where that
+optimum is known (docs/theory.md §2.6, Eqs. (23)–(25)).
 
-* **Linear flow** y = W(x − b): the penalized training objective of every stabilizer (Eq. (11)–(13);
-  noise injection in expectation over the noise) is, with the training data's mean μ̂ and
-  covariance Σ̂ (normalized by 1/n) and λ = 0 without a stabilizer,
+* **Linear flow** y = W(x − b): the penalized training objective of every stabilizer (the weight
+  penalty α‖W‖²_F with α = λ/2, the Jacobian penalty, which equals it for one linear layer, and noise
+  injection of variance λ in expectation over the noise; λ = 0 without a stabilizer) is, with the
+  training data's mean μ̂ and covariance Σ̂ (normalized by 1/n),
 
   .. math:: F(W, b) = \tfrac12 \operatorname{tr}(W (\hat\Sigma + \lambda I) W^\top)
             + \tfrac12 \|W(\hat\mu - b)\|^2 - \log|\det W| + \tfrac d2 \log 2\pi,
