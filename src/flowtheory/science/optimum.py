@@ -44,6 +44,10 @@ __all__ = [
     "KL_MANIFOLD",
     "LINEAR",
     "NODES_PER_WIDTH",
+    "NONE_SINGULAR",
+    "NONE_UNBOUNDED",
+    "NONE_UNKNOWN",
+    "NONE_WEIGHT",
     "Gap",
     "flow_gap",
     "gap_rng",
@@ -72,9 +76,8 @@ GL_NODES = 8
 NODES_PER_WIDTH = 3.0
 #: distances off the manifold, in units of s, for which the panels resolve the curvature (:func:`_width`)
 CURVATURE_REACH = 6.0
-#: halvings of the first and last panel of every interval, and the nodes of each part (:func:`_panels`)
+#: halvings of the first and last panel of every interval (:func:`_panels`)
 END_GRADING = 4
-END_GL_NODES = GL_NODES
 #: the S-curve's Gaussian weight on t is cut at this many standard deviations (mass e^-40 beyond)
 TAU_CUT = 9.0
 #: sheet8: integration window margin in nats (the neglected mass is below e^-MARGIN of the bound)
@@ -297,8 +300,8 @@ def _log_uniform_conv(x: np.ndarray, width: float, s: float) -> np.ndarray:
 
 def _panels(lo, hi, width: float, min_panels: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gauss–Legendre nodes and log-weights on [lo, hi] with panels of at most ``width``,
-    the two end panels graded geometrically (:data:`END_GRADING` halvings, :data:`END_GL_NODES` nodes
-    each) for integrands cut off steeply at an end: a point a distance δ beyond the end of a curve
+    the two end panels graded geometrically (:data:`END_GRADING` halvings, GL_NODES nodes in each
+    part) for integrands cut off steeply at an end: a point a distance δ beyond the end of a curve
     sees a decay length s²/δ there. ``lo``, ``hi``: scalars, or arrays of shape (n,) (one interval
     per sample, a common panel count): returns arrays of shape (N,) or (n, N)."""
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
@@ -306,9 +309,9 @@ def _panels(lo, hi, width: float, min_panels: int = 4) -> tuple[np.ndarray, np.n
     P = max(min_panels, math.ceil(float(np.max(span)) / width))
     graded = np.concatenate([[0.0], 2.0 ** -np.arange(END_GRADING, 0, -1), [1.0]]) / P  # the first panel's
     parts = [
-        _gl(graded[:-1], np.diff(graded), END_GL_NODES),
+        _gl(graded[:-1], np.diff(graded), GL_NODES),
         _gl(np.arange(1, P - 1) / P, np.full(P - 2, 1 / P), GL_NODES),
-        _gl(1 - graded[:0:-1], np.diff(graded)[::-1], END_GL_NODES),
+        _gl(1 - graded[:0:-1], np.diff(graded)[::-1], GL_NODES),
     ]
     unit = np.concatenate([u for u, _ in parts])  # nodes in [0, 1]
     unit_logw = np.concatenate([w for _, w in parts])
