@@ -219,6 +219,13 @@ def test_gap_unknown_where_not_computable_and_infinite_where_not_finite():
     assert claims._gap({"gap_nats": None, "gap_kind": None})[0] is None
     assert claims._gap({}) == (None, None, None)
     assert claims._gap({"gap_nats": None, "gap_kind": "kl_quadrature"})[0] == math.inf, "strict JSON wrote inf as null"
+    # the analysis stage's labels (flowtheory.science.optimum, docs/theory.md §2.6)
+    assert (
+        claims._gap({"gap_nats": None, "gap_kind": "none: singular target (noiseless data, no stabilizer)"})[0] is None
+    )
+    assert claims._gap({"gap_nats": None, "gap_kind": "none: unknown data density (mnist)"})[0] is None
+    unbounded = "none: unbounded objective (singular data covariance, no stabilizer): gap +inf"
+    assert claims._gap({"gap_nats": None, "gap_kind": unbounded})[0] == math.inf
 
 
 # ----------------------------------------------------------------------------- the verdicts

@@ -8,6 +8,7 @@ describe; more neighbours than points). Every error names the key.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from flowtheory.datasets.truth import truth
+from flowtheory.science.kinds import FLOW_REGISTRY
 
 __all__ = [
     "ConfigError",
@@ -30,6 +32,19 @@ __all__ = [
 ]
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+#: train settings of the schedule and the polish (``TrainConfig``; an experiment may override the
+#: first two)
+SCHEDULE_KEYS = (
+    "schedule",
+    "polish_iters",
+    "window",
+    "tol",
+    "decay",
+    "max_decays",
+    "polish_chunk",
+    "polish_tol",
+    "noise_replicas",
+)
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
 ALIGN_K = 10  # components.align_k when unset (flowtheory.stages.components)
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the schema's $defs.name: names are path components
@@ -89,7 +104,7 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
                     f"defined in stabilizers: {', '.join(sorted(config['stabilizers']))}"
                 )
             kind = config["stabilizers"][stab]["kind"]
-            if kind == "weight" and config["flows"][exp["flow"]]["kind"] in ("realnvp", "zuko_maf", "zuko_nsf"):
+            if kind == "weight" and not FLOW_REGISTRY[config["flows"][exp["flow"]]["kind"]].weight_penalty:
                 raise ConfigError(
                     f"invalid config: experiments.{name}: the weight penalty ({stab!r}) needs a flow "
                     "with square weight matrices (linear or mlp)"
@@ -197,6 +212,11 @@ class RunSpec:
     diagnostics_every: int
     dtype: str
     device: str
+    schedule: dict = dataclasses.field(default_factory=dict)  # TrainConfig's schedule and polish settings
+    # whether the L-BFGS polish may touch this run: a smooth flow kind (science/kinds.py) and a
+    # finite optimum (a stabilizer, or data with a density: unregularized runs on degenerate data
+    # have none, their objective falls without bound, docs/theory.md §2.4)
+    polish: bool = False
 
     @property
     def run_id(self) -> str:
@@ -230,6 +250,12 @@ def run_spec(config: dict, experiment: str, stabilizer: str, seed: int) -> RunSp
         diagnostics_every=exp.get("diagnostics_every", train.get("diagnostics_every", 1)),
         dtype=exp.get("dtype", "float64"),
         device=config.get("device", "cpu"),
+        schedule={key: exp.get(key, train[key]) for key in SCHEDULE_KEYS if key in exp or key in train},
+        polish=FLOW_REGISTRY[config["flows"][exp["flow"]]["kind"]].smooth
+        and (
+            config["stabilizers"][stabilizer]["kind"] != "none"
+            or not truth(config["data"]["datasets"][exp["dataset"]]).degenerate
+        ),
     )
 
 

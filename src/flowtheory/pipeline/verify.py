@@ -24,13 +24,13 @@ counts) gives different round-off: measured at about 1e-15 relative for float64 
 that, or a faithful reproduction fails, and far below any real change. In the committed results of
 ``config/config.yaml`` two seeds of one run differ by 1.7e-6 relative at the least (the NLL of a
 converged linear flow, where the seed only reorders the batches) and by 2e-2 in the median over
-every number of ``metrics/train.json``; the float32 MNIST runs are far from converged (their NLL
-still falls by up to 0.8% per epoch), so any edit that changes their training moves them by much
-more than 1e-4. Hence
+every number of ``metrics/train.json``; float32 runs (``dtype: float32``, e.g. the tiny test
+config's MNIST smoke run; the paper config runs float64 throughout) are far from converged in a few
+epochs, so any edit that changes their training moves them by much more than 1e-4. Hence
 
 - float64: rel 1e-9 + abs 1e-12, six orders above float64 round-off and three below the closest
   two seeds;
-- float32 (the experiments with ``dtype: float32`` in the config, the MNIST runs, and every value
+- float32 (the experiments with ``dtype: float32`` in the config, and every value
   under them or under a claim that reads them): rel 1e-4 + abs 1e-6, about three orders above one
   float32 rounding, which leaves room for its growth over a few hundred training steps, and far
   below a change of the training.

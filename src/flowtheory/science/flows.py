@@ -24,9 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from flowtheory.science import fused
+from flowtheory.science.kinds import FLOW_KINDS, FLOW_REGISTRY, FlowKind
 
 __all__ = [
     "FLOW_KINDS",
+    "FLOW_REGISTRY",
+    "FlowKind",
     "Affine",
     "BatchNorm",
     "Bijector",
@@ -53,8 +56,6 @@ BN_MOMENTUM = 0.2
 #: ones one call each, since the stacking copy costs more than it saves (``results/benchmarks.md``);
 #: defined with the fused pass, which follows the same rule
 BATCH_LOGDET_MAX_D = fused.BATCH_LOGDET_MAX_D
-
-FLOW_KINDS = ("linear", "mlp", "realnvp", "zuko_maf", "zuko_nsf")
 
 
 class Bijector(nn.Module):

@@ -92,8 +92,9 @@ CONVERGED, NOT_CONVERGED, DIVERGED, UNKNOWN = "converged", "not_converged", "div
 #: keys a run summary has once training records its convergence criterion; without them a status
 #: of "converged" only meant "finite" (summaries older than the criterion)
 CONVERGENCE_KEYS = ("conv_window_change", "conv_tol", "objective_final")
-#: gap kinds that mean "not computable" (the gap is then unknown, not infinite)
-UNKNOWN_GAP_KINDS = (None, "", "unknown", "none", "nan")
+#: gap kinds that mean "not computable" (the gap is then unknown, not infinite), besides the
+#: analysis stage's ``none: <why>`` labels (flowtheory.science.optimum)
+UNKNOWN_GAP_KINDS = ("", "unknown", "nan")
 
 Runs = dict[str, dict]  # "<stabilizer>/seed<k>" -> that run's metrics
 
@@ -130,15 +131,20 @@ def convergence(m: dict | None) -> str:
 
 def _gap(m: dict | None) -> tuple[float | None, float | None, str | None]:
     """(gap in nats, its standard error, its kind): the gap is ``None`` where it is not computable
-    and ``inf`` where it is computable but not finite (a strict-JSON null under a known kind)."""
+    (no gap in the summary, or a kind ``none: <why>``, docs/theory.md §2.6) and ``inf`` where it is
+    infinite (``none: unbounded objective ...``) or computable but not finite (strict JSON writes
+    both as null)."""
     if not m:
         return None, None, None
     kind = m.get("gap_kind")
     gap, se = _num(m.get("gap_nats")), _num(m.get("gap_se"))
     se_out = se if math.isfinite(se) else None
+    text = kind.strip().lower() if isinstance(kind, str) else ""
+    if text.startswith("none"):
+        return (math.inf if "unbounded" in text else None), None, kind
     if math.isfinite(gap):
         return gap, se_out, kind
-    if kind in UNKNOWN_GAP_KINDS or (isinstance(kind, str) and kind.lower() in UNKNOWN_GAP_KINDS):
+    if text in UNKNOWN_GAP_KINDS:
         return None, None, kind
     return math.inf, se_out, kind
 
@@ -482,7 +488,7 @@ def _history_fit(h: dict | None) -> dict:
 
 
 def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outcome:
-    """Ill-posedness on degenerate data (docs/theory.md §2.4, Eq. (23)): an unregularized run's NLL
+    """Ill-posedness on degenerate data (docs/theory.md §2.4, Eq. (26)): an unregularized run's NLL
     keeps falling as the normal singular values of J_f grow, one nat per unit of log scale per
     normal direction, so d NLL / d log s_max → −(d − k) (ambient dimension d, intrinsic dimension
     k). Fitted over the second half of training

@@ -10,7 +10,7 @@ from flowtheory.pipeline import storage
 __all__ = ["run_key", "summarize_components", "summarize_metrics", "summarize_train"]
 
 #: columns of the history table kept for the figures and ``dvc plots``
-HISTORY_COLUMNS = ["epoch", "train_nll", "valid_nll", "smax", "smin", "cond"]
+HISTORY_COLUMNS = ["epoch", "phase", "lr", "train_nll", "valid_nll", "objective", "smax", "smin", "cond"]
 
 
 def run_key(path: str, stage_dir: str) -> tuple[str, str, int]:
