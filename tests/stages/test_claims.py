@@ -286,6 +286,14 @@ def test_a_failure_at_the_optimum_outweighs_another_run_away_from_it():
     assert _angle(s)["experiments"]["b"]["verdict"] == "FAIL"
 
 
+def test_a_pass_is_judged_on_the_runs_at_the_optimum_and_names_the_others():
+    """Seed 1 of b is far from its optimum (gap above ε) and misses; seed 0 is at it and holds: b
+    passes on seed 0 alone, its numbers are seed 0's, and the cause names seed 1 as not judged."""
+    b = _angle(_summaries(angle_b=(8.0, 40.0), gap_b=(0.02, 0.8)))["experiments"]["b"]
+    assert b["verdict"] == "PASS" and b["measured"] == 8.0
+    assert "judged on the 1 of 2 runs at the optimum" in b["cause"] and "jacobian_1e-2/seed1" in b["cause"]
+
+
 def test_old_summaries_are_convergence_unknown():
     s = _summaries()
     for stabs in s["train_summary"].values():

@@ -756,23 +756,30 @@ def _runs(summary: dict, experiment: str, stabilizers: list[str]) -> Runs:
     }
 
 
+def _at_optimum_runs(outcome: Outcome, optimum: dict[str, dict]) -> list[str]:
+    """The runs a gated verdict is judged on: those at the optimum (for a group, every run of it)."""
+    return [r for r in outcome.run_passed if all(optimum[g]["at_optimum"] for g in outcome.groups.get(r, [r]))]
+
+
 def _gated_verdict(outcome: Outcome, optimum: dict[str, dict]) -> tuple[str, str | None]:
-    """FAIL if a run at the optimum misses the prediction (for a group, every run of it at the
-    optimum); else NOT_AT_OPTIMUM if some run is not at it; else NOT RUN if a run lacks the metric;
-    else PASS."""
-    fails = [
-        r
-        for r, ok in outcome.run_passed.items()
-        if ok is False and all(optimum[g]["at_optimum"] for g in outcome.groups.get(r, [r]))
-    ]
+    """Judged on the runs at the optimum (:func:`_at_optimum_runs`): FAIL if one of them misses the
+    prediction; NOT RUN if one lacks the metric; PASS if every one holds (the others, not at the
+    optimum, are named in the cause and do not count either way); NOT_AT_OPTIMUM if no run is at it."""
+    judged = _at_optimum_runs(outcome, optimum)
+    fails = [r for r in judged if outcome.run_passed[r] is False]
     if fails:
         return FAIL, f"the prediction misses at the optimum: {', '.join(fails)}"
     away = {r: o["cause"] for r, o in optimum.items() if not o["at_optimum"]}
-    if away:
+    if not judged:
         return NOT_AT_OPTIMUM, _causes(away)
-    missing = [r for r, ok in outcome.run_passed.items() if ok is None]
+    missing = [r for r in judged if outcome.run_passed[r] is None]
     if missing:
         return NOT_RUN, f"not measured: {', '.join(missing)}"
+    if away:
+        return (
+            PASS,
+            f"judged on the {len(judged)} of {len(outcome.run_passed)} runs at the optimum; not at it: {_causes(away)}",
+        )
     return PASS, None
 
 
@@ -862,6 +869,12 @@ def _evaluate_experiment(entry, check, exp, stabs, props, summaries) -> dict:
             optimum_state = "capacity"
         elif not undecided:
             optimum_state = "at_optimum"
+    if check.gated and verdict in (PASS, FAIL):  # the numbers of the runs the verdict is judged on
+        judged = set(_at_optimum_runs(outcome, optimum))
+        for m in outcome.measurements:
+            m["runs"] = {r: v for r, v in m["runs"].items() if r in judged} or m["runs"]
+            if m.get("se"):
+                m["se"] = {r: v for r, v in m["se"].items() if r in judged}
     measurements = [_summarize(m) for m in outcome.measurements]
     primary = measurements[0]
     gaps = [o["gap"] for o in optimum.values() if o["gap"] is not None]
