@@ -41,6 +41,7 @@ __all__ = [
     "ZukoFlow",
     "build_flow",
     "count_parameters",
+    "gaussian_log_prob",
     "gaussian_nll",
     "linear",
     "log_abs_det",
@@ -104,11 +105,16 @@ class Bijector(nn.Module):
         return []
 
 
+def gaussian_log_prob(y: Tensor, ladj: Tensor) -> Tensor:
+    """log p(x) = log N(f(x); 0, I) + log|det J_f(x)| per sample: y (..., n, d), ladj (..., n) -> (..., n)."""
+    d = y.shape[-1]
+    return -0.5 * (y**2).sum(-1) - 0.5 * d * math.log(2 * math.pi) + ladj
+
+
 def gaussian_nll(y: Tensor, ladj: Tensor) -> Tensor:
     """Mean negative log-likelihood under the N(0, I) base over the sample axis: y (..., n, d),
-    log|det J_f| (..., n) -> (...)."""
-    d = y.shape[-1]
-    return (0.5 * (y**2).sum(-1) + 0.5 * d * math.log(2 * math.pi) - ladj).mean(-1)
+    log|det J_f| (..., n) -> (...) (:func:`gaussian_log_prob`, negated exactly, averaged)."""
+    return (-gaussian_log_prob(y, ladj)).mean(-1)
 
 
 def log_abs_det_each(W: Tensor, mode: str = "slogdet") -> Tensor:
@@ -549,8 +555,7 @@ class Flow(nn.Module):
         return [a.W for a in self._affines], [a.b for a in self._affines]
 
     def log_prob(self, x: Tensor) -> Tensor:
-        y, ladj = self(x)
-        return -0.5 * (y**2).sum(-1) - 0.5 * self.d * math.log(2 * math.pi) + ladj
+        return gaussian_log_prob(*self(x))
 
     def jvp(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Returns ``(y, ladj, J_f(x) v)`` in one pass (per-sample tangents ``v``, shape (n, d))."""
