@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from flowtheory.datasets.truth import truth
+from flowtheory.pipeline.runkey import RunKey
 from flowtheory.science.kinds import FLOW_REGISTRY
 
 __all__ = [
@@ -220,7 +221,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.experiment}/{self.stabilizer}/seed{self.seed}"
+        return str(RunKey(self.experiment, self.stabilizer, self.seed))
 
 
 def runs(config: dict) -> list[tuple[str, str, int]]:

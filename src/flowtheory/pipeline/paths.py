@@ -171,7 +171,14 @@ class Stage:
 _COMMON = ["__init__.py", "pipeline/__init__.py", "pipeline/jobs.py", "pipeline/storage.py", "stages/__init__.py"]
 _FLOW = ["science/__init__.py", "science/flows.py", "science/fused.py", "science/kinds.py"]
 #: pipeline/config.py checks data sets against their ground truth
-_CONFIG = ["pipeline/config.py", "datasets/__init__.py", "datasets/truth.py", "science/__init__.py", "science/kinds.py"]
+_CONFIG = [
+    "pipeline/config.py",
+    "pipeline/runkey.py",
+    "datasets/__init__.py",
+    "datasets/truth.py",
+    "science/__init__.py",
+    "science/kinds.py",
+]
 _LOAD_RUN = [*_FLOW, *_CONFIG, "pipeline/checkpoints.py", "science/covariance.py", "science/stats.py"]
 #: the data generators (the analysis stage samples the target of the gap from them)
 _GENERATORS = [

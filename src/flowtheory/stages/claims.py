@@ -48,6 +48,7 @@ import yaml
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.experiments import check_selector, describe_selector, select
 from flowtheory.pipeline.paths import NOTEBOOKS
+from flowtheory.pipeline.runkey import RunKey
 
 __all__ = [
     "CHECKS",
@@ -221,7 +222,7 @@ def _noise(values: dict[str, float], se: dict[str, float] | None) -> tuple[float
     by_stab: dict[str, list[float]] = {}
     for run, v in values.items():
         if math.isfinite(v):
-            by_stab.setdefault(run.rsplit("/", 1)[0], []).append(v)
+            by_stab.setdefault(RunKey.from_label("", run).stabilizer, []).append(v)
     spreads = [float(np.std(v, ddof=1)) for v in by_stab.values() if len(v) >= 2]
     if spreads:
         return max(spreads), "spread over seeds"
@@ -354,7 +355,7 @@ def check_sweep_intrinsic_dim(runs: Runs, entry: dict, threshold: int, ctx: dict
     true| ≤ 0, every run of the seed carrying its seed's value."""
     by_seed: dict[str, list[tuple[str, float, list[float]]]] = {}
     for r, m in runs.items():
-        seed = r.rsplit("/", 1)[1]
+        seed = RunKey.seed_name(RunKey.from_label("", r).seed)
         if _num(m.get("lam")) > 0 and m.get("scale_median"):
             by_seed.setdefault(seed, []).append((r, float(m["lam"]), [float(v) for v in m["scale_median"]]))
     detail: dict = {}
@@ -749,7 +750,7 @@ def _threshold(entry: dict, props: dict):
 def _runs(summary: dict, experiment: str, stabilizers: list[str]) -> Runs:
     """``{"<stabilizer>/seed<k>": metrics}`` of the selected runs of one experiment."""
     return {
-        f"{stab}/{seed}": m
+        RunKey(experiment, stab, RunKey.parse_seed(seed)).label: m
         for stab, seeds in (summary or {}).get(experiment, {}).items()
         if stab in stabilizers
         for seed, m in seeds.items()
@@ -1401,7 +1402,7 @@ def load_history(path: str | Path) -> dict:
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
             run = out.setdefault(row["experiment"], {}).setdefault(row["stabilizer"], {})
-            h = run.setdefault(f"seed{int(row['seed'])}", {c: [] for c in cols})
+            h = run.setdefault(RunKey.seed_name(int(row["seed"])), {c: [] for c in cols})
             for c in cols:
                 h[c].append(_num(row.get(c)) if row.get(c) not in (None, "") else math.nan)
     return out
