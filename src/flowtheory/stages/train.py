@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,10 +20,18 @@ from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
 from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train_ensemble, trend
 
-__all__ = ["TREND_FRACTION", "run", "run_many"]
+__all__ = ["PERTURB_INIT", "TREND_FRACTION", "perturb_init", "perturb_ulps", "run", "run_many"]
 
 #: fraction of the epochs over which NLL and singular-value trends are fitted
 TREND_FRACTION = 0.25
+#: The round-off switch (``bench/chaos.py``, docs/measurements.md#ensembles): an environment
+#: variable that moves every initial parameter of every run (after ``build_flow``) by whole ulps of
+#: its dtype (``torch.nextafter``): ``up`` or ``1`` one ulp towards +inf, ``down`` or ``-1`` one
+#: towards -inf, a signed integer N that many; unset, empty or ``0``: off. It stands in for another
+#: host's round-off. Deliberately not a config key: the DAG, the params and DVC's records stay those
+#: of the unperturbed run, so a perturbed run is a replica of that run (rerun it with
+#: ``snakemake --forcerun train``).
+PERTURB_INIT = "FLOWTHEORY_PERTURB_INIT"
 
 
 def _device(name: str) -> torch.device:
@@ -54,7 +63,34 @@ def _setup(spec: dict, d: int, out: tuple[str, str, str]) -> _Run:
     stab = Stabilizer.from_config(rs.stabilizer, rs.stab)  # validates before any work
     cfg = TrainConfig(rs.epochs, rs.lr, rs.batch_size, rs.probe_points, rs.diagnostics_every, **rs.schedule)
     flow = build_flow(rs.flow, d, getattr(torch, rs.dtype), seed=rs.seed).to(_device(rs.device))
+    perturb_init(flow, os.environ.get(PERTURB_INIT, ""))
     return _Run(rs, stab, cfg, flow, out)
+
+
+def perturb_ulps(value: str | None) -> int:
+    """The signed number of ulps a :data:`PERTURB_INIT` value asks for (0: off)."""
+    text = (value or "").strip().lower()
+    named = {"": 0, "up": 1, "down": -1}
+    if text in named:
+        return named[text]
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{PERTURB_INIT}={value!r}: expected up, down or a signed number of ulps") from None
+
+
+def perturb_init(flow: torch.nn.Module, ulps: int | str) -> int:
+    """Moves every parameter of ``flow`` by ``ulps`` ulps of its own dtype (> 0 towards +inf, < 0
+    towards -inf; a string as :func:`perturb_ulps` reads it), in place. Returns the ulps."""
+    n = perturb_ulps(ulps) if isinstance(ulps, str) else int(ulps)
+    if n == 0:
+        return 0
+    with torch.no_grad():
+        for p in flow.parameters():
+            target = torch.full_like(p, math.copysign(math.inf, n))
+            for _ in range(abs(n)):
+                p.copy_(torch.nextafter(p, target))
+    return n
 
 
 def _tensors(data: dict, r: _Run) -> tuple[Tensor, Tensor]:
@@ -70,6 +106,11 @@ def _announce(r: _Run, d: int, log: Callable[[str], None], together: int = 1) ->
         f"run {r.rs.run_id}: {r.rs.flow['kind']} flow, {count_parameters(r.flow)} parameters, d={d}, "
         f"stabilizer {r.stab.kind} lam={r.stab.lam} (authors' knobs {r.stab.authors_knobs()}), {r.rs.epochs} epochs"
         + (f", batched with {together - 1} other run(s)" if together > 1 else "")
+        + (
+            f"; initial parameters moved {n:+d} ulp(s) ({PERTURB_INIT})"
+            if (n := perturb_ulps(os.environ.get(PERTURB_INIT)))
+            else ""
+        )
     )
 
 
