@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,10 +20,17 @@ from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
 from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train_ensemble, trend
 
-__all__ = ["TREND_FRACTION", "run", "run_many"]
+__all__ = ["PERTURB_INIT", "TREND_FRACTION", "perturb_init", "run", "run_many"]
 
 #: fraction of the epochs over which NLL and singular-value trends are fitted
 TREND_FRACTION = 0.25
+#: The round-off switch (``bench/chaos.py``, docs/measurements.md#ensembles): with this environment
+#: variable set to ``up`` (or ``1``) every initial parameter of every run moves one ulp towards
+#: +inf (``torch.nextafter``), with ``down`` one ulp towards -inf; unset, empty or ``0``: off. It
+#: stands in for another host's round-off. Deliberately not a config key: the DAG, the params and
+#: DVC's records stay those of the unperturbed run, so a perturbed run is a replica of that run.
+PERTURB_INIT = "FLOWTHEORY_PERTURB_INIT"
+_DIRECTIONS = {"1": math.inf, "up": math.inf, "down": -math.inf}
 
 
 def _device(name: str) -> torch.device:
@@ -54,7 +62,22 @@ def _setup(spec: dict, d: int, out: tuple[str, str, str]) -> _Run:
     stab = Stabilizer.from_config(rs.stabilizer, rs.stab)  # validates before any work
     cfg = TrainConfig(rs.epochs, rs.lr, rs.batch_size, rs.probe_points, rs.diagnostics_every, **rs.schedule)
     flow = build_flow(rs.flow, d, getattr(torch, rs.dtype), seed=rs.seed).to(_device(rs.device))
+    perturb_init(flow, os.environ.get(PERTURB_INIT, ""))
     return _Run(rs, stab, cfg, flow, out)
+
+
+def perturb_init(flow: torch.nn.Module, direction: str) -> bool:
+    """Moves every parameter of ``flow`` one ulp (in its own dtype) towards +inf (``direction``
+    ``up`` or ``1``) or -inf (``down``), in place; ``""`` or ``0``: nothing. Returns whether it did."""
+    direction = direction.strip().lower()
+    if direction in ("", "0"):
+        return False
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"{PERTURB_INIT}={direction!r}: expected one of up, down, 1, 0 (or unset)")
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.copy_(torch.nextafter(p, torch.full_like(p, _DIRECTIONS[direction])))
+    return True
 
 
 def _tensors(data: dict, r: _Run) -> tuple[Tensor, Tensor]:
@@ -70,7 +93,13 @@ def _announce(r: _Run, d: int, log: Callable[[str], None], together: int = 1) ->
         f"run {r.rs.run_id}: {r.rs.flow['kind']} flow, {count_parameters(r.flow)} parameters, d={d}, "
         f"stabilizer {r.stab.kind} lam={r.stab.lam} (authors' knobs {r.stab.authors_knobs()}), {r.rs.epochs} epochs"
         + (f", batched with {together - 1} other run(s)" if together > 1 else "")
+        + (f"; initial parameters one ulp {_perturbation()} ({PERTURB_INIT})" if _perturbation() else "")
     )
+
+
+def _perturbation() -> str:
+    value = os.environ.get(PERTURB_INIT, "").strip().lower()
+    return "" if value in ("", "0") else "down" if value == "down" else "up"
 
 
 def run(
