@@ -301,8 +301,16 @@ class Chaos:
         return None if rec is None else rec.get("spread", {}).get(where.key)
 
     def may_change(self, where: Where) -> bool:
+        """Whether a string, null or structure at ``where`` may change: its key is chaotic (the
+        perturbation changed it, or moved its numbers); a CSV row may come or go when the
+        perturbation moved that file's numbers of the experiment (a run that stops at another epoch)."""
         rec = self.unit(where)
-        return rec is not None and where.key in rec.get("changed", ())
+        if rec is None:
+            return False
+        keys = (*rec.get("changed", ()), *rec.get("spread", {}))
+        if where.key.endswith(":rows"):
+            return any(k.startswith(where.key[: -len("rows")]) for k in keys)
+        return where.key in keys
 
     def fragile(self, file: str, label: str, where: Where) -> bool:
         return (file, label) in self.exact or (
@@ -315,8 +323,8 @@ class Chaos:
 
 @dataclass
 class _Unit:
-    numbers: int = 0
-    beyond: int = 0
+    numbers: int = 0  # in the first replica
+    beyond: dict[int, int] = field(default_factory=dict)  # per replica
     largest: float = 0.0
     spread: dict[str, float] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
@@ -327,6 +335,7 @@ class _Measurement:
     """Collects the comparisons of a replica with the original into a chaos document."""
 
     def __init__(self) -> None:
+        self.replica, self.label = 0, ""
         self.units: dict[str | None, _Unit] = {}
         self.runs: dict[str, tuple[float, str] | None] = {}  # run -> largest (rel, key) beyond round-off
         self.fragile: list[dict] = []
@@ -338,11 +347,11 @@ class _Measurement:
 
     def number(self, where: Where, rel: float, beyond: bool) -> None:
         u = self._unit(where)
-        u.numbers += 1
+        u.numbers += self.replica == 0
         if not beyond:
             u.largest = max(u.largest, rel)
             return
-        u.beyond += 1
+        u.beyond[self.replica] = u.beyond.get(self.replica, 0) + 1
         u.chaotic = True
         if math.isfinite(rel):
             u.spread[where.key] = max(u.spread.get(where.key, 0.0), rel)
@@ -361,6 +370,10 @@ class _Measurement:
 
     def flip(self, file: str, label: str, where: Where, old, new) -> None:
         self.change(where)
+        known = next((f for f in self.fragile if (f["file"], f["where"]) == (file, label)), None)
+        if known is not None:
+            known["flipped_by"].append(self.label)
+            return
         self.fragile.append(
             {
                 "claim": where.claim,
@@ -369,6 +382,7 @@ class _Measurement:
                 "where": label,
                 "original": old,
                 "replica": new,
+                "flipped_by": [self.label],
             }
         )
 
@@ -398,7 +412,7 @@ class _Measurement:
 
     @staticmethod
     def _unit_doc(u: _Unit) -> dict:
-        out: dict = {"numbers": u.numbers, "beyond_round_off": u.beyond}
+        out: dict = {"numbers": u.numbers, "beyond_round_off": max(u.beyond.values(), default=0)}
         if u.chaotic:
             out["spread"] = {k: _sig(v) for k, v in sorted(u.spread.items())}
             out["changed"] = sorted(u.changed)
@@ -639,7 +653,19 @@ def _changed(report: Report, file: str, label: str, old, new, ctx: Context, loca
     report.differences.append(Difference(file, label, old, new, "changed"))
 
 
-def _verdict(report: Report, file: str, label: str, old, new, ctx: Context, locate: Callable[[], Where]) -> None:
+def _verdict(
+    report: Report,
+    file: str,
+    label: str,
+    old,
+    new,
+    ctx: Context,
+    locate: Callable[[], Where],
+    siblings: Callable[[], list[Where]] = list,
+) -> None:
+    """A verdict: must be identical, unless it is fragile: the perturbation flipped it (measured),
+    or it sits in a chaotic record (one of the numbers beside it, ``siblings``, is under a key the
+    perturbation moved: the verdict is decided from chaotic numbers, so round-off may flip it)."""
     c = report.count(file)
     c.verdicts += 1
     if old == new:
@@ -648,9 +674,13 @@ def _verdict(report: Report, file: str, label: str, old, new, ctx: Context, loca
     if ctx.measure is not None:
         ctx.measure.flip(file, label, where, old, new)
     d = Difference(file, label, old, new, "verdict flipped", where.claim, where.experiment)
-    if ctx.chaos is not None and ctx.chaos.fragile(file, label, where):
+    if ctx.chaos is not None:
+        if ctx.chaos.fragile(file, label, where):
+            d.kind = "fragile verdict flipped (measured)"
+        elif any(ctx.chaos.spread(w) is not None for w in siblings()):
+            d.kind = "fragile verdict flipped (chaotic record)"
+    if d.kind != "verdict flipped":
         c.fragile += 1
-        d.kind = "fragile verdict flipped"
         report.fragile.append(d)
         return
     c.flipped += 1
@@ -692,6 +722,12 @@ def compare_json(old, new, file: str, report: Report, markers, path: tuple[str, 
                 absent = "(absent)"
                 o, n = old.get(key, absent), new.get(key, absent)
                 _changed(report, file, ".".join(sub), _short(o), _short(n), ctx, lambda s=sub: locate(s))
+            elif key in VERDICT_KEYS and not isinstance(old[key], dict | list):
+
+                def siblings(record=old, p=path) -> list[Where]:
+                    return [ctx.names.json_where(file, (*p, str(k))) for k, v in record.items() if _is_number(v)]
+
+                _verdict(report, file, ".".join(sub), old[key], new[key], ctx, lambda s=sub: locate(s), siblings)
             else:
                 compare_json(old[key], new[key], file, report, ctx, sub)
         return
@@ -974,35 +1010,45 @@ def _fragile_overall(report: Report) -> None:
     for d in list(report.differences):
         if d.kind == "verdict flipped" and d.experiment is None and d.claim in fragile - robust:
             report.differences.remove(d)
-            d.kind = "fragile verdict flipped"
+            d.kind = "fragile verdict flipped (its experiments' are)"
             report.fragile.append(d)
             c = report.count(d.file)
             c.flipped -= 1
             c.fragile += 1
 
 
-def measure_chaos(original: str | Path, replica: str | Path, configs: list[dict], head: dict | None = None) -> dict:
-    """The chaos document: the results under ``replica`` (the pipeline rerun with perturbed
-    initial parameters) compared with those under ``original``; ``configs``: the config(s) both ran;
-    ``head``: fields recorded first (the perturbation, the config's name)."""
-    original, replica = Path(original), Path(replica)
-    claims = [d for t in (_read(original / CLAIMS_JSON), _read(replica / CLAIMS_JSON)) if (d := _json(t)) is not None]
+def measure_chaos(
+    original: str | Path,
+    replicas: dict[str, str | Path],
+    configs: list[dict],
+    head: dict | None = None,
+) -> dict:
+    """The chaos document: the results under each of ``replicas`` (perturbation label -> the
+    folder of a pipeline rerun with perturbed initial parameters) compared with those under
+    ``original``; ``configs``: the config(s) they all ran; ``head``: fields recorded first. Over
+    several replicas a key's spread is the largest, a run is chaotic when one replica says so, and a
+    verdict is fragile when one replica flipped it."""
+    original = Path(original)
+    docs = [_read(Path(r) / CLAIMS_JSON) for r in replicas.values()]
+    claims = [d for t in (_read(original / CLAIMS_JSON), *docs) if (d := _json(t)) is not None]
     ctx = _setup(configs, claims)
     ctx.measure = _Measurement()
-    report = Report()
-    files = sorted(p for p in set(_regenerated(original)) | set(_regenerated(replica)) if _kind(p) != "bytes")
-    for path in files:
-        old, new = _read(original / path), _read(replica / path)
-        if old is None or new is None:
-            raise ValueError(
-                f"{path}: {'absent from the original' if old is None else 'not regenerated by the replica'}"
-            )
-        if _kind(path) == "json":
-            compare_json(_json(old), _json(new), path, report, ctx)
-        else:
-            compare_csv(old.decode(), new.decode(), path, report, ctx)
+    files: list[str] = []
+    for n, (label, replica) in enumerate(replicas.items()):
+        replica = Path(replica)
+        ctx.measure.replica, ctx.measure.label = n, label
+        files = sorted(p for p in set(_regenerated(original)) | set(_regenerated(replica)) if _kind(p) != "bytes")
+        for path in files:
+            old, new = _read(original / path), _read(replica / path)
+            if old is None or new is None:
+                raise ValueError(f"{path}: {'absent from the original' if old is None else f'absent from {replica}'}")
+            if _kind(path) == "json":
+                compare_json(_json(old), _json(new), path, Report(), ctx)
+            else:
+                compare_csv(old.decode(), new.decode(), path, Report(), ctx)
     head = {
         **(head or {}),
+        "perturbations": list(replicas),
         "measured_on": {TRAIN_SUMMARY: _sha256(_read(original / TRAIN_SUMMARY))},
         "compared": files,
         "round_off": {"float64": str(FLOAT64), "float32": str(FLOAT32)},

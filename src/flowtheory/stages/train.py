@@ -20,17 +20,18 @@ from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
 from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train_ensemble, trend
 
-__all__ = ["PERTURB_INIT", "TREND_FRACTION", "perturb_init", "run", "run_many"]
+__all__ = ["PERTURB_INIT", "TREND_FRACTION", "perturb_init", "perturb_ulps", "run", "run_many"]
 
 #: fraction of the epochs over which NLL and singular-value trends are fitted
 TREND_FRACTION = 0.25
-#: The round-off switch (``bench/chaos.py``, docs/measurements.md#ensembles): with this environment
-#: variable set to ``up`` (or ``1``) every initial parameter of every run moves one ulp towards
-#: +inf (``torch.nextafter``), with ``down`` one ulp towards -inf; unset, empty or ``0``: off. It
-#: stands in for another host's round-off. Deliberately not a config key: the DAG, the params and
-#: DVC's records stay those of the unperturbed run, so a perturbed run is a replica of that run.
+#: The round-off switch (``bench/chaos.py``, docs/measurements.md#ensembles): an environment
+#: variable that moves every initial parameter of every run (after ``build_flow``) by whole ulps of
+#: its dtype (``torch.nextafter``): ``up`` or ``1`` one ulp towards +inf, ``down`` or ``-1`` one
+#: towards -inf, a signed integer N that many; unset, empty or ``0``: off. It stands in for another
+#: host's round-off. Deliberately not a config key: the DAG, the params and DVC's records stay those
+#: of the unperturbed run, so a perturbed run is a replica of that run (rerun it with
+#: ``snakemake --forcerun train``).
 PERTURB_INIT = "FLOWTHEORY_PERTURB_INIT"
-_DIRECTIONS = {"1": math.inf, "up": math.inf, "down": -math.inf}
 
 
 def _device(name: str) -> torch.device:
@@ -66,18 +67,30 @@ def _setup(spec: dict, d: int, out: tuple[str, str, str]) -> _Run:
     return _Run(rs, stab, cfg, flow, out)
 
 
-def perturb_init(flow: torch.nn.Module, direction: str) -> bool:
-    """Moves every parameter of ``flow`` one ulp (in its own dtype) towards +inf (``direction``
-    ``up`` or ``1``) or -inf (``down``), in place; ``""`` or ``0``: nothing. Returns whether it did."""
-    direction = direction.strip().lower()
-    if direction in ("", "0"):
-        return False
-    if direction not in _DIRECTIONS:
-        raise ValueError(f"{PERTURB_INIT}={direction!r}: expected one of up, down, 1, 0 (or unset)")
+def perturb_ulps(value: str | None) -> int:
+    """The signed number of ulps a :data:`PERTURB_INIT` value asks for (0: off)."""
+    text = (value or "").strip().lower()
+    named = {"": 0, "up": 1, "down": -1}
+    if text in named:
+        return named[text]
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{PERTURB_INIT}={value!r}: expected up, down or a signed number of ulps") from None
+
+
+def perturb_init(flow: torch.nn.Module, ulps: int | str) -> int:
+    """Moves every parameter of ``flow`` by ``ulps`` ulps of its own dtype (> 0 towards +inf, < 0
+    towards -inf; a string as :func:`perturb_ulps` reads it), in place. Returns the ulps."""
+    n = perturb_ulps(ulps) if isinstance(ulps, str) else int(ulps)
+    if n == 0:
+        return 0
     with torch.no_grad():
         for p in flow.parameters():
-            p.copy_(torch.nextafter(p, torch.full_like(p, _DIRECTIONS[direction])))
-    return True
+            target = torch.full_like(p, math.copysign(math.inf, n))
+            for _ in range(abs(n)):
+                p.copy_(torch.nextafter(p, target))
+    return n
 
 
 def _tensors(data: dict, r: _Run) -> tuple[Tensor, Tensor]:
@@ -93,13 +106,12 @@ def _announce(r: _Run, d: int, log: Callable[[str], None], together: int = 1) ->
         f"run {r.rs.run_id}: {r.rs.flow['kind']} flow, {count_parameters(r.flow)} parameters, d={d}, "
         f"stabilizer {r.stab.kind} lam={r.stab.lam} (authors' knobs {r.stab.authors_knobs()}), {r.rs.epochs} epochs"
         + (f", batched with {together - 1} other run(s)" if together > 1 else "")
-        + (f"; initial parameters one ulp {_perturbation()} ({PERTURB_INIT})" if _perturbation() else "")
+        + (
+            f"; initial parameters moved {n:+d} ulp(s) ({PERTURB_INIT})"
+            if (n := perturb_ulps(os.environ.get(PERTURB_INIT)))
+            else ""
+        )
     )
-
-
-def _perturbation() -> str:
-    value = os.environ.get(PERTURB_INIT, "").strip().lower()
-    return "" if value in ("", "0") else "down" if value == "down" else "up"
 
 
 def run(
