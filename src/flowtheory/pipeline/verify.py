@@ -616,11 +616,13 @@ def _compare_value(
             if rel > report.largest_within[0]:
                 report.largest_within = (rel, f"{file}: {label} ({old!r} -> {new!r}; float{'32' if f32 else '64'})")
             return
-        if ctx.chaos is not None and finite:
-            where = locate()
-            spread = ctx.chaos.spread(where)
-            if spread is not None:
-                scale = max(spread, ctx.seeds.get(where.group, 0.0))
+        rec = ctx.chaos.unit(where := locate()) if ctx.chaos is not None and finite else None
+        if rec is not None and where.key in rec.get("changed", ()):  # the perturbation made it null: not comparable
+            c.chaotic += 1
+            return
+        if rec is not None:
+            scale = max(rec.get("spread", {}).get(where.key, 0.0), ctx.seeds.get(where.group, 0.0))
+            if scale > 0:
                 allowed = tol.abs + (tol.rel + ctx.chaos.factor * scale) * max(abs(old), abs(new)) + quantum
                 if abs(new - old) <= allowed:
                     c.chaotic += 1
@@ -634,6 +636,8 @@ def _compare_value(
                 return
         c.beyond += 1
         kind = "beyond round-off" + ("" if exact else f" (rel {rel:.2g}; float{'32' if f32 else '64'}: {tol})")
+        if rec is not None:
+            kind += " (a chaotic run's key that neither the perturbation nor the seeds moved)"
         report.differences.append(Difference(file, label, old, new, kind))
         return
     c.numbers += number
