@@ -317,6 +317,9 @@ class Chaos:
             where.claim is not None and (where.claim, where.experiment) in self.pairs
         )
 
+    def chaotic(self, experiment: str | None) -> bool:
+        return self.doc.get("experiments", {}).get(experiment, {}).get("class") == "chaotic"
+
     def chaotic_experiments(self) -> list[str]:
         return sorted(e for e, r in self.doc.get("experiments", {}).items() if r.get("class") == "chaotic")
 
@@ -369,7 +372,9 @@ class _Measurement:
             self.runs[where.run] = (math.inf, where.key)
 
     def flip(self, file: str, label: str, where: Where, old, new) -> None:
-        self.change(where)
+        self._unit(where).chaotic = True
+        if where.run and self.runs[where.run] is None:
+            self.runs[where.run] = (math.inf, where.key)
         known = next((f for f in self.fragile if (f["file"], f["where"]) == (file, label)), None)
         if known is not None:
             known["flipped_by"].append(self.label)
@@ -902,7 +907,7 @@ def _seed_spreads(kind: str, data: bytes, file: str, names: Names, chaos: Chaos)
     groups: dict[str, list[float]] = {}
 
     def add(where: Where, value) -> None:
-        if where.group and _is_number(value) and math.isfinite(value) and chaos.unit(where) is not None:
+        if where.group and _is_number(value) and math.isfinite(value) and chaos.chaotic(where.experiment):
             groups.setdefault(where.group, []).append(value)
 
     if kind == "json":
@@ -940,10 +945,12 @@ def _setup(configs: list[dict], claims: list) -> Context:
     return Context(markers=float32_markers(configs, claims), names=Names(configs, ids))
 
 
-def verify(root: str | Path = ".", rev: str = "HEAD", chaos: str | Path | None = None) -> Report:
+def verify(
+    root: str | Path = ".", rev: str = "HEAD", chaos: str | Path | None = None, use_chaos: bool = True
+) -> Report:
     """Compares the working tree's results under ``root`` with those committed at ``rev``.
     ``chaos``: a chaos file; None: ``results/chaos.json`` committed at ``rev``, else the working
-    tree's; absent: every run at the round-off tier."""
+    tree's; absent (or ``use_chaos`` false): every run at the round-off tier."""
     root = Path(root)
     if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode:
         raise ValueError(f"{rev!r} is not a commit of the git repository at {root}")
@@ -957,7 +964,9 @@ def verify(root: str | Path = ".", rev: str = "HEAD", chaos: str | Path | None =
     claims = [d for t in (show(CLAIMS_JSON), _read(root / CLAIMS_JSON)) if (d := _json(t)) is not None]
     ctx = _setup(configs, claims)
     report = Report(claims=len(claims[-1]) if claims and isinstance(claims[-1], list | dict) else 0)
-    if chaos is not None:
+    if not use_chaos:
+        doc, source = None, ""
+    elif chaos is not None:
         doc, source = load_chaos(Path(chaos)), str(chaos)
         if doc is None:
             raise ValueError(f"no chaos file at {chaos}")
@@ -1079,10 +1088,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chaos", default=None, help=f"the chaos measurement (default: {CHAOS_JSON} at REV, else the working tree's)"
     )
+    parser.add_argument(
+        "--no-chaos", action="store_true", help="ignore the chaos measurement: every run at the round-off tier"
+    )
     parser.add_argument("--max-listed", type=int, default=50, help="differences listed in full (default 50)")
     args = parser.parse_args(argv)
     try:
-        report = verify(args.root, args.rev, args.chaos)
+        report = verify(args.root, args.rev, args.chaos, not args.no_chaos)
     except ValueError as e:
         print(f"verify: {e}", file=sys.stderr)
         return 2
