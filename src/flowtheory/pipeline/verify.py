@@ -135,7 +135,7 @@ class Tolerance:
 FLOAT64 = Tolerance(rel=1e-9, abs=1e-12)
 FLOAT32 = Tolerance(rel=1e-4, abs=1e-6)
 #: a chaotic number may move by this many times its measured spread (module docstring)
-CHAOS_FACTOR = 10.0
+CHAOS_FACTOR = 30.0
 #: the chaos measurement (``python -m bench.chaos``), committed beside the results
 CHAOS_JSON = "results/chaos.json"
 CHAOS_FORMAT = "flowtheory-chaos/1"
@@ -570,6 +570,7 @@ class Context:
     names: Names = field(default_factory=Names)
     chaos: Chaos | None = None
     seeds: dict[str, float] = field(default_factory=dict)  # group -> relative range over the seeds
+    copies: dict[float, float] = field(default_factory=dict)  # a chaotic run's float -> its scale
     measure: _Measurement | None = None
 
 
@@ -625,8 +626,10 @@ def _compare_value(
         if rec is not None and where.key in rec.get("changed", ()):  # the perturbation made it null: not comparable
             c.chaotic += 1
             return
-        if rec is not None:
-            scale = max(rec.get("spread", {}).get(where.key, 0.0), ctx.seeds.get(where.group, 0.0))
+        copy = ctx.copies.get(old, 0.0) if ctx.chaos is not None and finite and where.run is None else 0.0
+        if rec is not None or copy:
+            spread = rec.get("spread", {}).get(where.key, 0.0) if rec is not None else 0.0
+            scale = max(spread, ctx.seeds.get(where.group, 0.0), copy)
             if scale > 0:
                 allowed = tol.abs + (tol.rel + ctx.chaos.factor * scale) * max(abs(old), abs(new)) + quantum
                 if abs(new - old) <= allowed:
@@ -901,43 +904,51 @@ def _sha256(data: bytes | None) -> str | None:
     return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _seed_spreads(kind: str, data: bytes, file: str, names: Names, chaos: Chaos) -> dict[str, float]:
-    """The relative range over the seeds (max - min) / max |value| of every number of a chaotic
-    experiment in the committed ``file``, by group (the same number of the other seeds)."""
-    groups: dict[str, list[float]] = {}
-
-    def add(where: Where, value) -> None:
-        if where.group and _is_number(value) and math.isfinite(value) and chaos.chaotic(where.experiment):
-            groups.setdefault(where.group, []).append(value)
-
+def _numbers(kind: str, data: bytes, file: str, names: Names):
+    """Every number of a committed JSON or CSV file, with what it is about: (Where, value)."""
     if kind == "json":
-
-        def walk(doc, path: tuple[str, ...]) -> None:
+        stack = [((), _json(data))]
+        while stack:
+            path, doc = stack.pop()
             if isinstance(doc, list):
                 keyed = _keyed(doc)
-                items = keyed.items() if keyed is not None else ((str(i), v) for i, v in enumerate(doc))
+                stack += [((*path, k), v) for k, v in (keyed.items() if keyed is not None else enumerate(doc))]
             elif isinstance(doc, dict):
-                items = ((str(k), v) for k, v in doc.items())
-            else:
-                if _is_number(doc):
-                    add(names.json_where(file, path), doc)
-                return
-            for k, v in items:
-                walk(v, (*path, k))
-
-        walk(_json(data), ())
+                stack += [((*path, str(k)), v) for k, v in doc.items()]
+            elif _is_number(doc):
+                yield names.json_where(file, tuple(map(str, path))), doc
     else:
         rows = list(csv.reader(io.StringIO(data.decode())))
         for row in rows[1:]:
             for h, v in zip(rows[0], row, strict=False):
                 if isinstance(x := _cell(v), float):
-                    add(names.row_where(file, rows[0], row, h), x)
-    out = {}
+                    yield names.row_where(file, rows[0], row, h), x
+
+
+def _chaotic_scales(files: dict[str, tuple[str, bytes]], names: Names, chaos: Chaos) -> tuple[dict, dict]:
+    """From the committed files (path -> (kind, bytes)): the seeds' spread of every number of a
+    chaotic experiment's run, by group (the relative range (max - min) / max |value| of the same
+    number over the run's seeds), and the scale of every such float that an aggregate may copy (a
+    claim's ``measured`` is its worst run's number): value -> max(its key's spread, its seeds')."""
+    groups: dict[str, list[float]] = {}
+    runs: list[tuple[Where, float]] = []
+    for path, (kind, data) in files.items():
+        for where, value in _numbers(kind, data, path, names):
+            if where.group and math.isfinite(value) and chaos.chaotic(where.experiment):
+                groups.setdefault(where.group, []).append(value)
+                runs.append((where, value))
+    seeds = {}
     for g, values in groups.items():
         top = max(abs(v) for v in values)
         if len(values) > 1 and top > 0:
-            out[g] = (max(values) - min(values)) / top
-    return out
+            seeds[g] = (max(values) - min(values)) / top
+    copies: dict[float, float] = {}
+    for where, value in runs:
+        spread = chaos.doc["experiments"][where.experiment].get("spread", {}).get(where.key, 0.0)
+        scale = max(spread, seeds.get(where.group, 0.0))
+        if isinstance(value, float) and value != round(value) and scale > 0:
+            copies[value] = max(copies.get(value, 0.0), scale)
+    return seeds, copies
 
 
 def _setup(configs: list[dict], claims: list) -> Context:
@@ -988,8 +999,13 @@ def verify(
             f"{source}: {len(chaotic)} chaotic experiment(s) ({', '.join(chaotic) or 'none'}), "
             f"{len(doc.get('fragile', []))} fragile verdict(s); the others at the round-off tier"
         )
-    for path in sorted(set(committed) | set(_regenerated(root))):
-        old, new = (show(path) if path in committed else None), _read(root / path)
+    paths = sorted(set(committed) | set(_regenerated(root)))
+    olds = {p: show(p) if p in committed else None for p in paths}
+    if ctx.chaos is not None:
+        files = {p: (_kind(p), data) for p, data in olds.items() if data is not None and _kind(p) != "bytes"}
+        ctx.seeds, ctx.copies = _chaotic_scales(files, ctx.names, ctx.chaos)
+    for path in paths:
+        old, new = olds[path], _read(root / path)
         kind = _kind(path)
         if old is None or new is None:
             state = "missing" if new is None else "new"
@@ -1005,10 +1021,8 @@ def verify(
                 state = ("unreadable" if o is None else "readable", "unreadable" if n is None else "readable")
                 report.differences.append(Difference(path, "", *state, "changed"))
             else:
-                ctx.seeds = _seed_spreads(kind, old, path, ctx.names, ctx.chaos) if ctx.chaos else {}
                 compare_json(o, n, path, report, ctx)
         else:
-            ctx.seeds = _seed_spreads(kind, old, path, ctx.names, ctx.chaos) if ctx.chaos else {}
             compare_csv(old.decode(), new.decode(), path, report, ctx)
     if ctx.chaos is not None:
         _fragile_overall(report)
