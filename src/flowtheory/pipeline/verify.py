@@ -626,7 +626,7 @@ def _compare_value(
         if rec is not None and where.key in rec.get("changed", ()):  # the perturbation made it null: not comparable
             c.chaotic += 1
             return
-        copy = ctx.copies.get(old, 0.0) if ctx.chaos is not None and finite and where.run is None else 0.0
+        copy = ctx.copies.get(old, 0.0) if ctx.chaos is not None and finite else 0.0
         if rec is not None or copy:
             spread = rec.get("spread", {}).get(where.key, 0.0) if rec is not None else 0.0
             scale = max(spread, ctx.seeds.get(where.group, 0.0), copy)
@@ -928,7 +928,7 @@ def _numbers(kind: str, data: bytes, file: str, names: Names):
 def _chaotic_scales(files: dict[str, tuple[str, bytes]], names: Names, chaos: Chaos) -> tuple[dict, dict]:
     """From the committed files (path -> (kind, bytes)): the seeds' spread of every number of a
     chaotic experiment's run, by group (the relative range (max - min) / max |value| of the same
-    number over the run's seeds), and the scale of every such float that an aggregate may copy (a
+    number over the run's seeds), and the scale of every such float, which other numbers may copy (a
     claim's ``measured`` is its worst run's number): value -> max(its key's spread, its seeds')."""
     groups: dict[str, list[float]] = {}
     runs: list[tuple[Where, float]] = []
