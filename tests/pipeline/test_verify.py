@@ -443,3 +443,20 @@ def test_rows_are_matched_by_identity_and_a_chaotic_run_may_stop_elsewhere(chaos
         ("row 3 (experiment=roll_nvp, stabilizer=plain, seed=0, epoch=2) train_nll", "beyond round-off (rel 0.019; "
          "float64: rel 1e-09 + abs 1e-12)"),
     ]  # fmt: skip
+
+
+def test_the_committed_example_is_a_chaos_file():
+    """tests/configs/chaos_realnvp.chaos.json: what python -m bench.chaos wrote for the chaos test
+    config (one replica, ulp up), the format's example."""
+    from flowtheory.pipeline.verify import Chaos, Where, fragile_verdicts, load_chaos
+
+    doc = load_chaos(Path(__file__).parents[1] / "configs" / "chaos_realnvp.chaos.json")
+    assert doc["summary"]["stable"] == ["g2_linear"] and doc["summary"]["chaotic"] == ["roll_nvp"]
+    assert fragile_verdicts(doc) == set()
+    chaos = Chaos(doc)
+    nll = Where("roll_nvp", "roll_nvp/plain/seed0", "metrics/train.json:final_train_nll")
+    assert 0 < chaos.spread(nll) < 1 and chaos.spread(Where("g2_linear", None, nll.key)) is None
+    assert chaos.may_change(Where("roll_nvp", "roll_nvp/noisy/seed1", "metrics/train.json:message"))
+    assert all(v > 0 for e in doc["experiments"].values() for v in e.get("spread", {}).values())
+    with pytest.raises(ValueError, match="not a chaos file"):
+        load_chaos(b'{"format": "something else"}')
