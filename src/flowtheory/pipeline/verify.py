@@ -44,37 +44,57 @@ last digit: a CSV cell may also move by one unit of its tenth significant digit.
 Chaotic runs (``results/chaos.json``, docs/measurements.md#ensembles). Some runs (RealNVP and NSF
 with ReLU coupling nets) turn a round-off difference into another trajectory; for them the round-off
 tier above cannot tell another host from a real change. Which runs those are is *measured*, by
-``python -m bench.chaos``: a replica of the pipeline whose every initial parameter moved one ulp
-(``FLOWTHEORY_PERTURB_INIT``, :mod:`flowtheory.stages.train`), compared with the committed results
-by this module (:func:`measure_chaos`). A run (and its experiment) is *stable* when every number
-stayed within the round-off tier, *chaotic* otherwise; for a chaotic experiment the file records,
-per key (the key path less the experiment and run names), the largest relative change the
-perturbation caused (its *spread*), the keys whose strings, nulls or rows it changed, and the
-verdicts it flipped (*fragile*). With that file (read at REV, else in the working tree; ignored
+``python -m bench.chaos`` (``make chaos``): replicas of the pipeline whose every initial parameter
+moved by whole ulps (``FLOWTHEORY_PERTURB_INIT``, :mod:`flowtheory.stages.train`), compared with the
+committed results by this module (:func:`measure_chaos`). A run (and its experiment) is *stable*
+when every number stayed within the round-off tier and nothing else changed, *chaotic* otherwise.
+For a chaotic experiment the file records, per *key* (``file:key path`` less the experiment and run
+names: the same quantity in every run), the largest relative change |replica − original| /
+max(|replica|, |original|) of any replica (its *spread*), the keys whose strings, nulls or rows
+changed, and the verdicts a replica flipped (*fragile*; :func:`fragile_verdicts`). The format::
+
+    {"format": "flowtheory-chaos/1", "config": ..., "perturbations": ["FLOWTHEORY_PERTURB_INIT=up", ...],
+     "measured_on": {"metrics/train.json": "sha256:..."}, "compared": [files], "round_off": {...},
+     "summary": {"stable": [experiments], "chaotic": [experiments], "fragile": n},
+     "experiments": {name: {"class": "stable" | "chaotic", "numbers": n, "beyond_round_off": n,
+                            "largest_round_off": rel            (stable)
+                            "spread": {key: rel}, "changed": [key]   (chaotic)
+                            "runs": {"experiment/stabilizer/seedN": {"class": ..., "largest": [rel, key]}}}},
+     "other": {the same, for values that name no experiment (a claim's overall measured value)},
+     "fragile": [{"claim", "experiment" (null: the claim's overall verdict), "file", "where",
+                  "original", "replica", "flipped_by": [perturbations]}]}
+
+(example: ``tests/configs/chaos_realnvp.chaos.json``). With that file (read at REV, else in the
+working tree; ``--chaos FILE`` names another, ``--no-chaos`` ignores it; ignored too, with a note,
 when it was measured on another ``metrics/train.json`` than REV's):
 
-- stable runs and experiments, and every key the perturbation left within round-off (the settings
-  a run echoes, such as ``lam``; data-only numbers), keep the round-off tier;
-- a number of a chaotic run under a key that the perturbation moved may move by
-  |new − old| <= :data:`CHAOS_FACTOR` × max(spread, seeds' spread) × max(|old|, |new|), plus the
-  round-off tier; integers too (a run may stop at another epoch). The spread is the experiment's
-  (the largest over its runs); the seeds' spread is the committed relative range of the same
-  number over the run's other seeds (same experiment, same stabilizer);
-- a string, null or row of a chaotic experiment may change where the perturbation changed it;
-- a fragile verdict may flip: it is counted and named apart and does not make NOT REPRODUCED. A
-  claim's overall verdict is fragile too when the perturbation flipped it or when every
-  per-experiment verdict of that claim that flipped here is fragile.
+- stable runs and experiments keep the round-off tier above, and so does every number of a chaotic
+  run under a key that neither the replicas nor the seeds moved (the settings a run echoes, such as
+  ``lam`` or ``noise_std``; data-only numbers; the steps of a fixed-length run);
+- any other number of a chaotic run may move by |new − old| <= :data:`CHAOS_FACTOR` ×
+  max(spread, seeds' spread) × max(|old|, |new|), plus the round-off tier; integers too (a run may
+  stop at another epoch). The spread is the key's in the experiment (the largest over its runs and
+  replicas); the seeds' spread is the committed relative range (max − min) / max |value| of the
+  same number over the run's seeds (same experiment, same stabilizer). A float elsewhere that
+  copies such a number (a claim's ``measured`` is its worst run's value) has that number's scale;
+- a string, null or CSV row of a chaotic experiment may change where a replica changed it or moved
+  the numbers of that key (file) in that experiment; a number a replica made null is not compared;
+- a fragile verdict may flip: it is counted and named apart and does not make NOT REPRODUCED. Fragile
+  are the verdicts a replica flipped (measured), those in a chaotic record (a number beside the
+  verdict is under a key a replica moved: the verdict is decided from chaotic numbers, such as a
+  run's ``status`` from its last window's improvement), and a claim's overall verdict when every
+  per-experiment verdict of the claim that flipped here is fragile.
 
-Why :data:`CHAOS_FACTOR` = 10. The spread is one sample of a chaotic run's sensitivity: another
-host's round-off (a perturbation at every step, not once) or another replica lands elsewhere in
-the same distribution. Measured on ``tests/configs/chaos_realnvp.yaml`` (RealNVP, one seed) with
-the ulp-up replica as the measurement and the ulp-down one as the rerun, the largest ratio of a
-rerun's change to the up replica's spread of the same key was about 3 (docs/measurements.md#ensembles);
-while the runs still diverge exponentially, two perturbations can differ by an order of magnitude
-(measured up to 8x in final NLLs of a smaller net). Ten is above both, and below what a real
-change does to a decorrelated run: there the spread already is as large as the run's whole
-variation, so what tells a real change in a chaotic run is the keys the perturbation leaves
-alone (settings, integers of a fixed-length run, the stable experiments) rather than its numbers.
+Why :data:`CHAOS_FACTOR` = 30. A replica's spread is one sample: while a run's trajectories still
+separate exponentially, the same number moves by amounts that differ by orders of magnitude from
+one perturbation to the next; once they have decorrelated, by about the seeds' spread. Measured on
+``tests/configs/chaos_realnvp.yaml`` with five perturbations (±1, ±2 and +3 ulps), each in turn the
+rerun and the others the measurement (docs/measurements.md#ensembles): the largest ratio of a
+rerun's change to 1 × max(spread, seeds' spread) was 23 with one replica and 11 with two (a
+seed-mean of two runs in the table, the one number without a seeds' spread); the median over the
+reruns of the largest ratio was 3.5 and 2.0. Thirty covers both; a real change is told by what it does beyond that and,
+above all, by what no replica moves (settings, the steps, the stable experiments); a chaotic
+number alone can only show a change larger than 30 × its spread.
 """
 
 from __future__ import annotations
