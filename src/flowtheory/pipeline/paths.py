@@ -169,9 +169,16 @@ class Stage:
 #: import from flowtheory, transitively (a test checks this), so that an edit reruns exactly the rules
 #: whose code changed
 _COMMON = ["__init__.py", "pipeline/__init__.py", "pipeline/jobs.py", "pipeline/storage.py", "stages/__init__.py"]
-_FLOW = ["science/__init__.py", "science/flows.py", "science/fused.py"]
+_FLOW = ["science/__init__.py", "science/flows.py", "science/fused.py", "science/kinds.py"]
 #: pipeline/config.py checks data sets against their ground truth
-_CONFIG = ["pipeline/config.py", "datasets/__init__.py", "datasets/truth.py"]
+_CONFIG = [
+    "pipeline/config.py",
+    "pipeline/runkey.py",
+    "datasets/__init__.py",
+    "datasets/truth.py",
+    "science/__init__.py",
+    "science/kinds.py",
+]
 _LOAD_RUN = [*_FLOW, *_CONFIG, "pipeline/checkpoints.py", "science/covariance.py", "science/stats.py"]
 #: the data generators (the analysis stage samples the target of the gap from them)
 _GENERATORS = [
@@ -266,8 +273,12 @@ STAGES: dict[str, Stage] = {
             modules=[
                 *_COMMON,
                 *_CONFIG,
+                *_FLOW,  # the claims' λ-sweep fit is the science's own (oracles.sweep_slopes)
                 "pipeline/experiments.py",
                 "pipeline/paths.py",
+                "science/covariance.py",
+                "science/oracles.py",
+                "science/stats.py",
                 "stages/claims.py",
                 "stages/figures.py",
                 "stages/summarize.py",

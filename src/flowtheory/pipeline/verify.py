@@ -520,7 +520,7 @@ class Report:
         )
         numbers += f"; {beyond:,} beyond"
         tail = f"{figures.count('identical bytes')} figures byte-identical, {figures.count('regenerated')} regenerated"
-        ids = dict.fromkeys(d.where.split(".")[0] for d in self.fragile if d.file == CLAIMS_JSON)
+        ids = dict.fromkeys(d.claim or _claim_id(d.where) for d in self.fragile if d.file == CLAIMS_JSON)
         frag = f", {fragile} fragile flipped ({', '.join(ids)})" if fragile else ""
         other_fragile = self.total("fragile") - fragile
         frag += f"; {other_fragile} other fragile verdict(s) flipped" if other_fragile else ""
@@ -532,7 +532,11 @@ class Report:
             )
             return f"REPRODUCED: {self.claims} claims, {robust}{frag}; {numbers}; {tail}"
         kinds = [d.kind for d in self.differences]
-        ids = [d.where.split(".")[0] for d in self.differences if d.kind == "verdict flipped" and d.file == CLAIMS_JSON]
+        ids = [
+            d.claim or _claim_id(d.where)
+            for d in self.differences
+            if d.kind == "verdict flipped" and d.file == CLAIMS_JSON
+        ]
         other = {
             "other verdict(s) flipped": kinds.count("verdict flipped") - flipped,
             "value(s) or structure changed": kinds.count("changed"),
@@ -575,6 +579,12 @@ class Report:
             if len(self.differences) > max_listed:
                 lines.append(f"  ... and {len(self.differences) - max_listed:,} more")
         return "\n".join([*lines, self.verdict()])
+
+
+def _claim_id(where: str) -> str:
+    """The claim (or paper claim) a key path of ``results/claims.json`` is under."""
+    parts = where.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] in ("conclusions", "claims", "error_vs_gap") else parts[0]
 
 
 # ----------------------------------------------------------------------------------------- values
@@ -913,10 +923,7 @@ def float32_markers(configs: list[dict], claims: list) -> set[str]:
             return any(mentions(v) for v in obj)
         return isinstance(obj, str) and _is_float32((obj,), exps)
 
-    records = [
-        (str(c["id"]), c) for doc in claims if isinstance(doc, list) for c in doc if isinstance(c, dict) and "id" in c
-    ]
-    records += [(str(k), c) for doc in claims if isinstance(doc, dict) for k, c in doc.items()]
+    records = [record for doc in claims for record in _claim_records(doc)]
     return exps | {i for i, c in records if mentions(c)}
 
 
@@ -972,8 +979,32 @@ def _chaotic_scales(files: dict[str, tuple[str, bytes]], names: Names, chaos: Ch
 
 
 def _setup(configs: list[dict], claims: list) -> Context:
-    ids = set().union(*(_claim_ids(d) for d in claims)) if claims else set()
+    ids = {i for d in claims for i in _claim_ids(d) | {i for i, _ in _claim_records(d)}} - set(CLAIMS_SECTIONS)
     return Context(markers=float32_markers(configs, claims), names=Names(configs, ids))
+
+
+#: the sections of a ``results/claims.json`` document (``{"conclusions": [...], "claims": [...],
+#: "error_vs_gap": {claim id: ...}}``); an older document is the list of claim records
+CLAIMS_SECTIONS = ("conclusions", "claims", "error_vs_gap")
+
+
+def _claim_records(doc) -> list[tuple[str, object]]:
+    """``(id, record)`` of every claim-like record of a claims document: a list of records with ids
+    (also each section of the sectioned layout), or a mapping keyed by id."""
+    if isinstance(doc, dict) and set(doc) & set(CLAIMS_SECTIONS):
+        return [r for key in CLAIMS_SECTIONS if key in doc for r in _claim_records(doc[key])]
+    if isinstance(doc, list):
+        return [(str(c["id"]), c) for c in doc if isinstance(c, dict) and "id" in c]
+    if isinstance(doc, dict):
+        return [(str(k), c) for k, c in doc.items()]
+    return []
+
+
+def _n_claims(doc) -> int:
+    """How many claims a claims document holds."""
+    if isinstance(doc, dict) and isinstance(doc.get("claims"), list):
+        return len(doc["claims"])
+    return len(doc) if isinstance(doc, list | dict) else 0
 
 
 def verify(
@@ -994,7 +1025,7 @@ def verify(
     configs = [yaml.safe_load(t) for t in (show(CONFIG), _read(root / CONFIG)) if t]
     claims = [d for t in (show(CLAIMS_JSON), _read(root / CLAIMS_JSON)) if (d := _json(t)) is not None]
     ctx = _setup(configs, claims)
-    report = Report(claims=len(claims[-1]) if claims and isinstance(claims[-1], list | dict) else 0)
+    report = Report(claims=_n_claims(claims[-1]) if claims else 0)
     if not use_chaos:
         doc, source = None, ""
     elif chaos is not None:

@@ -14,6 +14,7 @@ from flowtheory.datasets.truth import truth
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.checkpoints import Trained
 from flowtheory.pipeline.config import HIGHDIM, n_points
+from flowtheory.pipeline.runkey import RunKey
 from flowtheory.science import optimum, oracles
 from flowtheory.science.covariance import (
     flow_local_cov,
@@ -192,7 +193,7 @@ def run_many(
     with ``data_seed``."""
     out = []
     for r in runs:
-        log(f"run {r['stabilizer']}/seed{r['seed']}")
+        log(f"run {RunKey('', r['stabilizer'], r['seed']).label}")
         paths = (r["model"], r["run_metrics"], r["points"], r["metrics"])
         out.append(run(cfg, intrinsic_dim, data_path, *paths, dataset=dataset, data_seed=data_seed))
     return out
