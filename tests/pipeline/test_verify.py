@@ -422,6 +422,24 @@ def test_a_real_change_does_not_reproduce(chaos_repo, edit, where, kind):
     assert report.verdict().startswith("NOT REPRODUCED: 0 of 6 claim verdicts flipped, 4 fragile flipped")
 
 
+def test_strings_decided_from_chaotic_numbers_may_change_others_not(chaos_repo):
+    """A string of a chaotic run (one its replica left alone) may change; the same in the stable
+    run may not."""
+    repo, _ = chaos_repo
+
+    def edit(t):
+        t["roll_nvp"]["plain"]["seed0"]["status"] = "not_converged"  # a verdict of a chaotic record
+        t["roll_nvp"]["plain"]["seed0"]["message"] = "not converged: cap reached"
+        t["gaussian_linear"]["none"]["seed0"]["status"] = "not_converged"
+
+    _rerun(repo, edit)
+    report = verify(repo)
+    assert [(d.where, d.kind) for d in report.differences] == [("gaussian_linear.none.seed0.status", "verdict flipped")]
+    assert ("roll_nvp.plain.seed0.status", "fragile verdict flipped (chaotic record)") in [
+        (d.where, d.kind) for d in report.fragile
+    ]
+
+
 def test_the_seeds_spread_widens_a_chaotic_runs_tolerance(chaos_repo):
     """smax_last: the replica left it alone, but the run's two seeds differ by a third (2.0, 3.0):
     10x that is allowed; lam, equal over the seeds, is not."""

@@ -77,13 +77,15 @@ when it was measured on another ``metrics/train.json`` than REV's):
   replicas); the seeds' spread is the committed relative range (max − min) / max |value| of the
   same number over the run's seeds (same experiment, same stabilizer). A float elsewhere that
   copies such a number (a claim's ``measured`` is its worst run's value) has that number's scale;
-- a string, null or CSV row of a chaotic experiment may change where a replica changed it or moved
-  the numbers of that key (file) in that experiment; a number a replica made null is not compared;
+- a string, boolean, null or CSV row of a chaotic experiment may change where a replica changed it
+  or moved the numbers of that key (file) in that experiment, and so may one decided from chaotic
+  numbers (:meth:`Chaos.decided_by_chaos`: under a chaotic run's name, or beside a number under a
+  key a replica moved: a run's ``message``, a claim's ``cause``); a number a replica made null is not
+  compared;
 - a fragile verdict may flip: it is counted and named apart and does not make NOT REPRODUCED. Fragile
-  are the verdicts a replica flipped (measured), those in a chaotic record (a number beside the
-  verdict is under a key a replica moved: the verdict is decided from chaotic numbers, such as a
-  run's ``status`` from its last window's improvement), and a claim's overall verdict when every
-  per-experiment verdict of the claim that flipped here is fragile.
+  are the verdicts a replica flipped (measured), those decided from chaotic numbers (as above: a
+  run's ``status`` from its last window's improvement; a claim's per-run state), and a claim's
+  overall verdict when every per-experiment verdict of the claim that flipped here is fragile.
 
 Why :data:`CHAOS_FACTOR` = 30. A replica's spread is one sample: while a run's trajectories still
 separate exponentially, the same number moves by amounts that differ by orders of magnitude from
@@ -331,6 +333,14 @@ class Chaos:
         if where.key.endswith(":rows"):
             return any(k.startswith(where.key[: -len("rows")]) for k in keys)
         return where.key in keys
+
+    def decided_by_chaos(self, where: Where, siblings: Callable[[], list[Where]] = list) -> bool:
+        """Whether a verdict, string, boolean or null at ``where`` is decided from chaotic numbers:
+        its key path names a chaotic run, or it sits in a chaotic record (one of the numbers beside
+        it, ``siblings``, is under a key a replica moved)."""
+        if where.run is not None and self.unit(where) is not None:
+            return True
+        return any(self.spread(w) is not None for w in siblings())
 
     def fragile(self, file: str, label: str, where: Where) -> bool:
         return (file, label) in self.exact or (
@@ -631,6 +641,7 @@ def _compare_value(
     ctx: Context,
     locate: Callable[[], Where],
     quantum: float = 0.0,
+    siblings: Callable[[], list[Where]] = list,
 ) -> None:
     c = report.count(file)
     number = _is_number(old)
@@ -680,15 +691,24 @@ def _compare_value(
         return
     c.numbers += number
     if old != new:
-        _changed(report, file, label, old, new, ctx, locate)
+        _changed(report, file, label, old, new, ctx, locate, siblings)
 
 
-def _changed(report: Report, file: str, label: str, old, new, ctx: Context, locate: Callable[[], Where]) -> None:
-    """A string, null, boolean or structure that differs: a change, unless a chaotic run's
-    measurement changed it too."""
+def _changed(
+    report: Report,
+    file: str,
+    label: str,
+    old,
+    new,
+    ctx: Context,
+    locate: Callable[[], Where],
+    siblings: Callable[[], list[Where]] = list,
+) -> None:
+    """A string, null, boolean or structure that differs: a change, unless a replica changed it
+    too or it is decided from chaotic numbers (:meth:`Chaos.decided_by_chaos`)."""
     if ctx.measure is not None:
         ctx.measure.change(locate())
-    if ctx.chaos is not None and ctx.chaos.may_change(locate()):
+    if ctx.chaos is not None and (ctx.chaos.may_change(locate()) or ctx.chaos.decided_by_chaos(locate(), siblings)):
         report.count(file).chaotic += 1
         return
     report.count(file).changed += 1
@@ -719,7 +739,7 @@ def _verdict(
     if ctx.chaos is not None:
         if ctx.chaos.fragile(file, label, where):
             d.kind = "fragile verdict flipped (measured)"
-        elif any(ctx.chaos.spread(w) is not None for w in siblings()):
+        elif ctx.chaos.decided_by_chaos(where, siblings):
             d.kind = "fragile verdict flipped (chaotic record)"
     if d.kind != "verdict flipped":
         c.fragile += 1
@@ -764,14 +784,19 @@ def compare_json(old, new, file: str, report: Report, markers, path: tuple[str, 
                 absent = "(absent)"
                 o, n = old.get(key, absent), new.get(key, absent)
                 _changed(report, file, ".".join(sub), _short(o), _short(n), ctx, lambda s=sub: locate(s))
-            elif key in VERDICT_KEYS and not isinstance(old[key], dict | list):
+            elif isinstance(old[key], dict | list) or isinstance(new[key], dict | list):
+                compare_json(old[key], new[key], file, report, ctx, sub)
+            else:  # a leaf: told, when it changed, whether the numbers beside it are chaotic
 
                 def siblings(record=old, p=path) -> list[Where]:
                     return [ctx.names.json_where(file, (*p, str(k))) for k, v in record.items() if _is_number(v)]
 
-                _verdict(report, file, ".".join(sub), old[key], new[key], ctx, lambda s=sub: locate(s), siblings)
-            else:
-                compare_json(old[key], new[key], file, report, ctx, sub)
+                args = (report, file, ".".join(sub), old[key], new[key])
+                if key in VERDICT_KEYS:
+                    _verdict(*args, ctx, lambda s=sub: locate(s), siblings)
+                else:
+                    f32 = _is_float32(sub, ctx.markers)
+                    _compare_value(*args, f32, ctx, lambda s=sub: locate(s), siblings=siblings)
         return
     if path and path[-1] in VERDICT_KEYS and not isinstance(old, dict | list):
         _verdict(report, file, where, old, new, ctx, locate)
