@@ -208,6 +208,7 @@ class Names:
                 stabs = (spec or {}).get("stabilizers") or []
                 self.stabilizers.setdefault(str(e), set()).update(str(s) for s in stabs)
         self.claim_ids = set(claim_ids)
+        self._last_row: tuple = (None, None)
 
     def experiment(self, text: object) -> str | None:
         """The experiment ``text`` names (as itself or as the head of ``experiment/...``)."""
@@ -239,15 +240,27 @@ class Names:
         return next((c for c in path if c in self.claim_ids), path[0] if path else None)
 
     def row_where(self, file: str, header: list[str], row: list[str], column: str) -> Where:
+        e, run, ident = self._row(tuple(header), tuple(row))
+        group = f"{file}:{ident}:{column}" if run else None
+        return Where(e, run, f"{file}:{column}", group)
+
+    def _row(self, header: tuple[str, ...], row: tuple[str, ...]) -> tuple[str | None, str | None, str]:
+        """A CSV row's experiment, run and identity with the seed as ``*`` (the cells of one row
+        are asked in turn: the last row is remembered)."""
+        if self._last_row[0] == (header, row):
+            return self._last_row[1]
         e = next((x for x in map(self.experiment, row) if x), None)
-        if e is None:
-            return Where(None, None, f"{file}:{column}")
-        stab = next((v for v in row if v in self.stabilizers[e]), None)
+        stab = next((v for v in row if v in self.stabilizers[e]), None) if e else None
         seed = next((v for h, v in zip(header, row, strict=False) if h == "seed" and _INT.fullmatch(v)), None)
-        if stab is None or seed is None:
-            return Where(e, None, f"{file}:{column}")
-        ident = ["*" if h == "seed" else v for h, v in zip(header, row, strict=False) if v and not _is_float(v)]
-        return Where(e, f"{e}/{stab}/seed{int(seed)}", f"{file}:{column}", f"{file}:{'|'.join(ident)}:{column}")
+        if e is None or stab is None or seed is None:
+            out = (e, None, "")
+        else:
+            ident = "|".join(
+                "*" if h == "seed" else v for h, v in zip(header, row, strict=False) if v and not _is_float(v)
+            )
+            out = (e, f"{e}/{stab}/seed{int(seed)}", ident)
+        self._last_row = ((header, row), out)
+        return out
 
 
 def _claim_ids(doc) -> set[str]:
