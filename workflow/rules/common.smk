@@ -148,6 +148,19 @@ def notebook_experiments(name):
     return paths.notebook_experiments(config, name, EXPERIMENTS)
 
 
+def gallery_inputs(wildcards):
+    """One experiment's gallery page: its stage directories and data, the summaries and verdicts."""
+    return {
+        **paths.gallery_inputs(config, wildcards.experiment),
+        "code": code("figures"),
+    }
+
+
+def gallery_params(wildcards):
+    """One experiment's properties and its per-run files, for its gallery page."""
+    return paths.gallery_params(config, wildcards.experiment, EXPERIMENTS)
+
+
 def notebook_outputs(name):
     """A figure's PNG (in the report, with its caption) and PDF, or a table's CSV and Markdown."""
     first, second = paths.NOTEBOOKS[name]
