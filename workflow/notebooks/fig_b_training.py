@@ -22,7 +22,7 @@ import pandas as pd
 from flowtheory.stages import figures, paperfigs
 
 smk = figures.context(globals(), "fig_b_training")
-runs, paper_map = figures.shown_runs(smk)
+runs, paper_map = figures.shown_runs(smk, every_run=True)  # selected for their unregularized run
 history = pd.read_csv(smk.input.train_history)
 
 # %%

@@ -35,6 +35,7 @@ __all__ = [
     "GALLERY_DPI",
     "KINDS",
     "KIND_LABELS",
+    "KIND_SHORT",
     "MAIN",
     "MAX_PX",
     "PNG_DPI",
@@ -79,6 +80,8 @@ KIND_LABELS = {
     "jacobian": "Jacobian penalty",
     "noise": "noise",
 }
+#: the same, short, for a categorical axis
+KIND_SHORT = {"none": "none", "weight": "weight", "jacobian": "Jacobian", "noise": "noise"}
 _KIND_CMAPS = {"weight": "Blues", "jacobian": "Oranges", "noise": "Greens"}
 _NONE_COLOR = "#3a3a3a"
 _OTHER_CMAP = "Purples"
@@ -100,7 +103,7 @@ _MARKERS = {"linear": "s", "mlp": "o", "realnvp": "^", "zuko_maf": "D", "zuko_ns
 REF = {
     "identity": {"color": "black", "ls": "-", "lw": 1.0},
     "prediction": {"color": "black", "ls": "--", "lw": 1.2},
-    "threshold": {"color": "#b2182b", "ls": "--", "lw": 1.3},
+    "threshold": {"color": "#c51b7d", "ls": "--", "lw": 1.3},
     "bound": {"color": "#762a83", "ls": "-.", "lw": 1.2},
     "chance": {"color": "0.45", "ls": ":", "lw": 1.5},
     "baseline": {"color": "#2166ac", "ls": ":", "lw": 1.3},
@@ -144,11 +147,12 @@ def figure(size: tuple[float, float] = MAIN, title: str | None = None, **subplot
 
 
 def _shade(lam: float) -> float:
+    """Position in the kind's colour map: 0.4 (light, λ = 1e-4) to 0.85 (dark, λ = 1)."""
     if not lam or not math.isfinite(lam) or lam <= 0:
-        return 0.7
+        return 0.65
     lo, hi = _LAM_LOG10
     v = min(max((math.log10(lam) - lo) / (hi - lo), 0.0), 1.0)
-    return 0.4 + 0.55 * v
+    return 0.4 + 0.45 * v
 
 
 def color(kind: str, lam: float | None = None):
@@ -159,7 +163,7 @@ def color(kind: str, lam: float | None = None):
     if kind == "none":
         return _NONE_COLOR
     cmap = matplotlib.colormaps[_KIND_CMAPS.get(kind, _OTHER_CMAP)]
-    return cmap(0.75 if lam is None else _shade(float(lam)))
+    return cmap(0.7 if lam is None else _shade(float(lam)))
 
 
 def marker(family: str) -> str:
@@ -284,16 +288,18 @@ def identity(ax, lo: float, hi: float, label: str = "y = x", role: str = "identi
 def robust_limits(
     values,
     log: bool = False,
-    q: tuple[float, float] = (2.0, 98.0),
+    q: tuple[float, float] = (25.0, 75.0),
     pad: float = 0.08,
     include: Iterable[float] = (),
     whisker: float = 3.0,
 ) -> tuple[float, float] | None:
     """Axis limits that show the bulk of ``values`` and every value in ``include`` (reference
-    lines), but not a far outlier: the range of the values within ``whisker`` inter-percentile
-    ranges (``q``) of the percentiles, padded by ``pad`` of it (in log10 when ``log``; non-positive
-    values are ignored there). None when nothing is finite."""
-    v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float).ravel()
+    lines), but not a far outlier: the range of the values inside fences ``whisker`` inter-quartile
+    ranges (``q``) beyond the quartiles (in log10 when ``log``, where non-positive values are
+    ignored), padded by ``pad`` of it. One NLL of 1e14 among values of order 1 is left out (and
+    drawn on the edge by :func:`scatter`); a genuinely wide spread is kept. None when nothing is
+    finite."""
+    v = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float).ravel()
     v = v[np.isfinite(v)]
     inc = np.asarray([x for x in include if x is not None], dtype=float)
     inc = inc[np.isfinite(inc)]
@@ -304,7 +310,9 @@ def robust_limits(
         return None
     if len(v):
         lo_q, hi_q = np.percentile(v, q)
-        spread = max(hi_q - lo_q, 1e-12)
+        # at least a decade on a log axis (a handful of points is not clipped for its quartiles)
+        floor = 1.0 if log else 1e-3 * max(abs(hi_q), abs(lo_q), 1e-12)
+        spread = max(hi_q - lo_q, floor)
         inside = v[(v >= lo_q - whisker * spread) & (v <= hi_q + whisker * spread)]
         lo, hi = float(inside.min()), float(inside.max())
     else:
@@ -334,18 +342,25 @@ def clip(values, limits: tuple[float, float] | None) -> tuple[np.ndarray, np.nda
     return out, side
 
 
-def scatter(ax, x, y, kind: str, lam: float | None, family: str, xlim=None, ylim=None, label=None, **kw):
-    """Points of one stabilizer kind and family, in the shared colour and marker, clipped to the given
-    limits: a clipped point is drawn on the edge as an open arrow head (``CLIPPED_LABEL``)."""
+def scatter(
+    ax, x, y, kind: str, lam: float | None, family: str, xlim=None, ylim=None, label=None, hollow: bool = False, **kw
+):
+    """Points of one stabilizer kind and family, in the shared colour and marker (``hollow``: open),
+    clipped to the given limits: a clipped point is drawn on the edge as an open arrow head
+    (``CLIPPED_LABEL``)."""
     xv, xs = clip(x, xlim)
     yv, ys = clip(y, ylim)
     inside = (xs == 0) & (ys == 0)
     c = color(kind, lam)
     kw.setdefault("s", 36)
-    kw.setdefault("edgecolor", "white")
-    kw.setdefault("linewidths", 0.5)
     kw.setdefault("zorder", 3)
-    ax.scatter(xv[inside], yv[inside], color=c, marker=marker(family), label=label, **kw)
+    if hollow:
+        kw.update(facecolor="none", edgecolor=c, linewidths=1.3)
+    else:
+        kw.setdefault("edgecolor", "white")
+        kw.setdefault("linewidths", 0.5)
+        kw["color"] = c
+    ax.scatter(xv[inside], yv[inside], marker=marker(family), label=label, **kw)
     out = ~inside
     if out.any():
         heads = np.where(ys[out] > 0, "^", np.where(ys[out] < 0, "v", np.where(xs[out] > 0, ">", "<")))

@@ -369,12 +369,16 @@ def run_table(
     return pd.DataFrame(rows, columns=cols)
 
 
-def shown_runs(smk) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """The run table (:func:`run_table`) of the experiments a notebook shows, from the stage summaries
-    it has as inputs, and the claims of ``paper_map.yaml`` by id (:func:`paper_map`)."""
+def shown_runs(smk, every_run: bool = False) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The run table (:func:`run_table`) of the experiments a notebook shows (their selected runs;
+    ``every_run``: all their runs), from the stage summaries it has as inputs, and the claims of
+    ``paper_map.yaml`` by id (:func:`paper_map`)."""
     inp = smk.input
+    shown = smk.params.experiments
+    if every_run:
+        shown = {e: {**p, "runs": list(p["stabilizers"])} for e, p in shown.items()}
     table = run_table(
-        smk.params.experiments,
+        shown,
         optional_json(getattr(inp, "train_summary", None), {}),
         optional_json(getattr(inp, "analysis_summary", None), {}),
         optional_json(getattr(inp, "components_summary", None), {}),

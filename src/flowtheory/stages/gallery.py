@@ -152,6 +152,7 @@ def _run_table(ax, runs: pd.DataFrame) -> None:
     )
     table.auto_set_font_size(False)
     table.set_fontsize(7)
+    table.auto_set_column_width(list(range(len(cells[0]))))
     table.scale(1.0, 1.25)
     if len(runs) > 14:
         fs.note(ax, f"+{len(runs) - 14} more runs in metrics/train.json", loc="lower left")
@@ -285,22 +286,30 @@ def page(
         paperfigs._nothing(ax, "no analysed points")
     ax = fig.add_subplot(grid[2, 1])
     drew = False
-    cols = [
-        ("tangent_angle_true_deg", "flow vs exact tangent space", None),
-        ("knn_tangent_angle_true_deg", f"kNN (k = {knn_k}) vs exact" if knn_k else "kNN vs exact", "black"),
-        ("tangent_angle_knn_deg", "flow vs kNN", "0.55"),
-    ]
     bins = np.linspace(0, 90, 31)
-    for key, p in sorted(points.items()):
+    for key, p in sorted(points.items()):  # the flow against the exact tangent space, every run
         r = runs[(runs["stabilizer"] == key[1]) & (runs["seed"] == key[2])]
-        if not len(r):
-            continue
-        r = r.iloc[0]
-        for col, label, colour in cols:
+        if len(r) and "tangent_angle_true_deg" in p:
+            r = r.iloc[0]
+            label = f"flow vs exact: {key[1]} (seed {key[2]})"
+            ax.hist(
+                p["tangent_angle_true_deg"].clip(0, 90),
+                bins=bins,
+                histtype="step",
+                color=fs.color(r["kind"], r["lam"]),
+                lw=1.4,
+                label=label,
+            )
+            drew = True
+    if prep is not None:  # the kNN estimate, and the flow against it, for the run of the ellipses
+        p = points[(prep["experiment"], prep["stabilizer"], prep["seed"])]
+        knn = f"kNN (k = {knn_k})" if knn_k else "kNN"
+        for col, label, ls in (
+            ("knn_tangent_angle_true_deg", f"{knn} vs exact", ":"),
+            ("tangent_angle_knn_deg", f"flow vs {knn}: {prep['stabilizer']}", "--"),
+        ):
             if col in p:
-                c = fs.color(r["kind"], r["lam"]) if colour is None else colour
-                ls = "-" if colour is None else (":" if colour == "black" else "--")
-                ax.hist(p[col].clip(0, 90), bins=bins, histtype="step", color=c, ls=ls, lw=1.3, label=f"{label}")
+                ax.hist(p[col].clip(0, 90), bins=bins, histtype="step", color="black", ls=ls, lw=1.2, label=label)
                 drew = True
     if drew:
         for cid in ("local_covariance_oracle", "local_covariance_knn"):

@@ -215,8 +215,8 @@ def linear(runs: pd.DataFrame, pm: dict):
         lim = fs.robust_limits(err[ok], log=True, include=thr)
         _points(b, sub, x, err[ok], ylim=lim)
         _thresholds(b, pm, ["linear_whitening", "shrinkage_closed_form", "noise_equals_tikhonov"])
-        b.set_xticks(range(len(kinds)), [fs.KIND_LABELS.get(k, k) for k in kinds])
-        b.set(yscale="log", ylim=lim)
+        b.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
+        b.set(yscale="log", ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
         fs.legend(b, loc="upper left")
     else:
         _nothing(b, "no finite whitening error (no linear flow, or singular data only)")
@@ -231,8 +231,9 @@ def linear(runs: pd.DataFrame, pm: dict):
     # (c) un-whitened components against PCA scores
     rows = []
     for r in runs.itertuples():
-        corr, ratio = r.comp_pca_abs_corr, r.comp_pca_var_ratio
-        if isinstance(corr, list) and isinstance(ratio, list) and corr and ratio:
+        corr, ratio, eig = r.comp_pca_abs_corr, r.comp_pca_var_ratio, r.comp_pca_eigenvalues
+        full_rank = isinstance(eig, list) and eig and min(eig) > 1e-9 * max(eig)
+        if full_rank and isinstance(corr, list) and isinstance(ratio, list) and corr and ratio:
             rows.append(
                 {
                     "kind": r.kind,
@@ -262,9 +263,9 @@ def linear(runs: pd.DataFrame, pm: dict):
         c.set(xscale="log", yscale="log", xlim=xlim, ylim=ylim)
         fs.legend(c, loc="upper left")
     else:
-        _nothing(c, "no linear-flow components in the components summary")
+        _nothing(c, "no linear-flow components on data of full rank")
     c.set(
-        title="(c) un-whitened components against PCA scores",
+        title="(c) un-whitened components against PCA scores (full-rank data)",
         xlabel="1 − min |corr(ŷᵢ, PCA score i)|",
         ylabel="max |var(ŷᵢ) / PCA eigenvalue − 1|",
     )
@@ -288,40 +289,19 @@ def tangent(runs: pd.DataFrame, pm: dict, knn_k: int | None):
         _nothing(ax, "no run with an analytic tangent space in the analysis summary")
         ax.set(title="angle to the analytic tangent space")
         return fig
-    groups = _groups(sub)
-    gi = {g: i for i, g in enumerate(groups)}
-    x = np.array([gi[g] for g in sub["dataset"]], float)
-    for _g, idx in sub.groupby("dataset").indices.items():
-        x[idx] += _offsets(sub.iloc[idx], 0.6)
-    _points(ax, sub, x, sub["tangent_angle_true_deg_median"], ylim=(0, 90))
-    first_knn = first_chance = True
-    for g in groups:
-        rows = sub[sub["dataset"] == g]
-        i = gi[g]
-        knn = _finite(rows["knn_tangent_angle_true_deg_median"])
-        if len(knn):
-            label = f"kNN covariance (k = {knn_k}) to the same oracle, median" if knn_k else "kNN covariance, median"
-            ax.hlines(np.median(knn), i - 0.4, i + 0.4, label=label if first_knn else None, **fs.REF["baseline"])
-            first_knn = False
-        d, k = int(rows["d"].iloc[0]), rows["intrinsic_dim"].iloc[0]
-        if k is not None and np.isfinite(k):
-            ch = chance_angle_deg(d, int(k))
-            ax.hlines(
-                ch,
-                i - 0.4,
-                i + 0.4,
-                label="chance: a random k-plane in Rᵈ (median)" if first_chance else None,
-                **fs.REF["chance"],
-            )
-            first_chance = False
-    _thresholds(ax, pm, ["local_covariance_oracle"], unit="°")
-    _group_axis(ax, groups, rotation=20 if len(groups) > 6 else 0)
+    _angle_strip(
+        ax,
+        sub,
+        "tangent_angle_true_deg_median",
+        pm,
+        "local_covariance_oracle",
+        knn_k,
+        "knn_tangent_angle_true_deg_median",
+    )
     ax.set(
-        ylim=(0, 90),
         ylabel="median angle to the analytic tangent space (degrees)",
         title="largest principal angle between the flow's top-k eigenspace of (J_fᵀJ_f)⁻¹ and the true tangent space, per run",
     )
-    fs.legend(ax, loc="upper left", ncols=2)
     style_legend(fig, sub)
     return fig
 
@@ -350,7 +330,7 @@ def ellipses(ax, points: pd.DataFrame, kind: str, lam: float, tangent: np.ndarra
     if not (1 < d <= 3 and f"cov_flow_{a}{b}" in points):
         return True
     span = float(np.ptp(xy, axis=0).max()) or 1.0
-    scale = 0.06 * span
+    scale = 0.035 * span
     step = max(len(points) // n, 1)
     first = True
     for i in range(0, len(points), step):
@@ -372,17 +352,46 @@ def ellipses(ax, points: pd.DataFrame, kind: str, lam: float, tangent: np.ndarra
             st = dict(styles[lab])
             if not first:
                 st.pop("label")
-            ax.add_patch(_ellipse(cov / tr, at, scale * 2, **st))
+            ax.add_patch(_ellipse(cov / tr, at, scale * 2, **st))  # 2 standard deviations
         first = False
     return True
 
 
-def covariance(runs: pd.DataFrame, pm: dict, points: dict, knn_k: int | None, max_panels: int = 6):
+def _angle_strip(ax, sub: pd.DataFrame, column: str, pm: dict, claim: str, knn_k: int | None, baseline: str | None):
+    """Per data set (x) and flow family (marker), each run's median angle (``column``), with the
+    chance angle of a random subspace, the kNN ``baseline`` column's median and ``claim``'s threshold."""
+    groups = _groups(sub)
+    gi = {g: i for i, g in enumerate(groups)}
+    x = np.array([gi[g] for g in sub["dataset"]], float)
+    for _g, idx in sub.groupby("dataset").indices.items():
+        x[idx] += _offsets(sub.iloc[idx], 0.6)
+    _points(ax, sub, x, sub[column], ylim=(0, 90))
+    first_knn = first_chance = True
+    for g in groups:
+        rows = sub[sub["dataset"] == g]
+        i = gi[g]
+        knn = _finite(rows[baseline]) if baseline else np.zeros(0)
+        if len(knn):
+            label = f"kNN covariance (k = {knn_k}) to the same oracle, median" if knn_k else "kNN covariance, median"
+            ax.hlines(np.median(knn), i - 0.4, i + 0.4, label=label if first_knn else None, **fs.REF["baseline"])
+            first_knn = False
+        d, k = int(rows["d"].iloc[0]), rows["intrinsic_dim"].iloc[0]
+        if k is not None and np.isfinite(k):
+            label = "chance: a random k-plane in Rᵈ (median)" if first_chance else None
+            ax.hlines(chance_angle_deg(d, int(k)), i - 0.4, i + 0.4, label=label, **fs.REF["chance"])
+            first_chance = False
+    _thresholds(ax, pm, [claim], unit="°")
+    _group_axis(ax, groups, rotation=20 if len(groups) > 6 else 0)
+    ax.set(ylim=(0, 90))
+    fs.legend(ax, loc="upper left", ncols=2)
+
+
+def covariance(runs: pd.DataFrame, pm: dict, points: dict, knn_k: int | None, max_panels: int = 4):
     """Claim 2 against the kNN covariance: ellipses of the flow's and the kNN local covariance for one
-    stabilized run of up to ``max_panels`` manifolds (left), and every run's median angle between the
-    two tangent spaces per manifold and family (right)."""
+    stabilized run of up to ``max_panels`` data sets in 2-D or 3-D (top), and every run's median angle
+    between the two tangent spaces per data set and flow family (bottom)."""
     fig, _ = fs.figure(fs.MAIN, "Claim 2: the flow's local covariance against the k-nearest-neighbour covariance")
-    grid = fig.add_gridspec(2, 4, width_ratios=[1, 1, 1, 1.6])
+    grid = fig.add_gridspec(2, max_panels, height_ratios=[1.25, 1])
     groups = _groups(runs) if len(runs) else []
     shown = []
     for g in groups:
@@ -392,58 +401,32 @@ def covariance(runs: pd.DataFrame, pm: dict, points: dict, knn_k: int | None, ma
         if rep is not None:
             shown.append((g, rep))
     for i in range(max_panels):
-        ax = fig.add_subplot(grid[i // 3, i % 3])
+        ax = fig.add_subplot(grid[0, i])
         if i >= len(shown):
             ax.axis("off")
-            if i == len(shown) and len(shown) < len(groups):
-                fs.note(ax, f"{len(groups) - len(shown)} more manifold(s) without 2-D/3-D points: see the gallery")
+            if i == len(shown):
+                fs.note(ax, "no stabilized run with per-point covariances" if not shown else "")
             continue
         g, rep = shown[i]
-        key = (rep["experiment"], rep["stabilizer"], rep["seed"])
-        ellipses(ax, points[key], rep["kind"], rep["lam"])
+        ellipses(ax, points[(rep["experiment"], rep["stabilizer"], rep["seed"])], rep["kind"], rep["lam"])
         ax.set_title(f"{g}: {rep['experiment']} / {rep['stabilizer']}", fontsize=9)
         if i == 0:
             fs.legend(ax, loc="lower left", fontsize=6)
-    if not shown:
-        fs.note(fig.axes[0], "no stabilized run on a manifold in 2-D or 3-D with per-point covariances")
     if len(shown) > max_panels:
         fs.note(
-            fig.axes[max_panels - 1], f"+{len(shown) - max_panels} more manifolds in the gallery", loc="lower right"
+            fig.axes[max_panels - 1], f"+{len(shown) - max_panels} more data sets in the gallery", loc="lower right"
         )
-    ax = fig.add_subplot(grid[:, 3])
+    ax = fig.add_subplot(grid[1, :])
     sub = runs[np.isfinite(runs["tangent_angle_knn_deg_median"].astype(float))].reset_index(drop=True)
     if len(sub):
-        gs = _groups(sub)
-        gi = {g: i for i, g in enumerate(gs)}
-        y = np.array([gi[g] for g in sub["dataset"]], float)
-        for _g, idx in sub.groupby("dataset").indices.items():
-            y[idx] += _offsets(sub.iloc[idx], 0.6)
-        _points(ax, sub, sub["tangent_angle_knn_deg_median"], y, xlim=(0, 90))
-        first = True
-        for g in gs:
-            rows = sub[sub["dataset"] == g]
-            d, k = int(rows["d"].iloc[0]), rows["intrinsic_dim"].iloc[0]
-            if k is not None and np.isfinite(k):
-                ax.vlines(
-                    chance_angle_deg(d, int(k)),
-                    gi[g] - 0.4,
-                    gi[g] + 0.4,
-                    label="chance: a random k-plane (median)" if first else None,
-                    **fs.REF["chance"],
-                )
-                first = False
-        _thresholds(ax, pm, ["local_covariance_knn"], axis="x", unit="°")
-        ax.set_yticks(range(len(gs)), gs)
-        ax.set_ylim(len(gs) - 0.4, -0.6)
-        ax.set(xlim=(0, 90))
-        fs.legend(ax, loc="lower right")
+        _angle_strip(ax, sub, "tangent_angle_knn_deg_median", pm, "local_covariance_knn", knn_k, None)
     else:
         _nothing(ax, "no run with a known intrinsic dimension below d")
     ax.set(
-        xlabel=f"median angle, flow vs kNN (k = {knn_k}) tangent spaces (degrees)"
+        ylabel="median angle (degrees)",
+        title=f"tangent-space angle per run: the flow's against the kNN (k = {knn_k}) covariance's top-k eigenspace"
         if knn_k
-        else "median angle (degrees)",
-        title="tangent-space angle per run",
+        else "tangent-space angle per run, flow against kNN",
     )
     style_legend(fig, runs)
     return fig
@@ -502,13 +485,13 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
                 a, [g["dlog"].iloc[-1]], [g["dnll"].iloc[-1]], m["kind"], m["lam"], m["family"], xlim=xlim, ylim=ylim
             )
         grid = np.array(xlim)
-        fs.ref_line(a, grid, -grid, "Eq. (10): ΔNLL = −Δ log s_max (one normal direction)")
+        fs.ref_line(a, grid, -grid, "ΔNLL = −Δ log s_max (one normal direction)")
         a.set(xlim=xlim, ylim=ylim)
         fs.legend(a, loc="lower left")
     else:
         _nothing(a, "no per-epoch s_max in the training history")
     a.set(
-        title="(a) second half of training: the NLL falls as s_max grows",
+        title="(a) Eq. (10): NLL falls as s_max grows",
         xlabel="Δ log s_max(J_f) since mid-training",
         ylabel="Δ training NLL since mid-training (nats)",
     )
@@ -524,10 +507,10 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         lim = fs.robust_limits(growth, include=[*thr, 0])
         falling = sub["nll_tail_drop"].astype(float).to_numpy() > 0
         _points(b, sub[falling], x[falling], growth[falling], ylim=lim)
-        _points(b, sub[~falling], x[~falling], growth[~falling], ylim=lim, facecolor="none", linewidths=1.2)
+        _points(b, sub[~falling], x[~falling], growth[~falling], ylim=lim, hollow=True)
         _thresholds(b, pm, ["degenerate_diverges"])
-        b.set_xticks(range(len(kinds)), [fs.KIND_LABELS.get(k, k) for k in kinds])
-        b.set(ylim=lim)
+        b.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
+        b.set(ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
         from matplotlib.lines import Line2D
 
         extra = [
@@ -551,7 +534,7 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         fs.legend(b, extra, loc="upper right")
     else:
         _nothing(b)
-    b.set(title="(b) divergence criterion per run", ylabel="relative growth of s_max over the last quarter")
+    b.set(title="(b) the divergence criterion", ylabel="relative growth of s_max over the last quarter")
     # (c) stabilized runs: s_max · √λ against the bound factor
     st = runs[(runs["kind"] != "none") & (runs["lam"] > 0)].reset_index(drop=True)
     if len(st):
@@ -571,14 +554,15 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
                 for cid in ("regularized_stable_weight", "regularized_stable_jacobian", "regularized_stable_noise")
                 if pm.get(cid, {}).get("bound_factor") == value
             ]
-            fs.hline(c, value, f"bound of {', '.join(ids)} (s_max ≤ {value:g}/√λ)", role="bound")
-        fs.hline(c, 1.0, "s_max = 1/√λ: one linear layer at the shrinkage optimum", role="prediction")
-        c.set_xticks(range(len(kinds)), [fs.KIND_LABELS.get(k, k) for k in kinds])
-        c.set(yscale="log", ylim=lim)
+            names = "regularized_stable_*" if len(ids) > 1 else ids[0]
+            fs.hline(c, value, f"bound of {names} (s_max ≤ {value:g}/√λ)", role="bound")
+        fs.hline(c, 1.0, "1/√λ: one linear layer at the optimum", role="prediction")
+        c.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
+        c.set(yscale="log", ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
         fs.legend(c, loc="upper right")
     else:
         _nothing(c, "no stabilized run on degenerate data")
-    c.set(title="(c) stabilized runs: final s_max against the bound", ylabel="final s_max(J_f) · √λ")
+    c.set(title="(c) stabilized runs against the bound", ylabel="final s_max(J_f) · √λ")
     style_legend(fig, runs)
     return fig
 
@@ -716,7 +700,9 @@ def sweep(runs: pd.DataFrame, pm: dict):
         np.isfinite(lin["wtw_relerr"].astype(float)) & np.isfinite(lin["wtw_relerr_unshrunk"].astype(float))
     ].reset_index(drop=True)
     if len(lin):
-        x, y = lin["wtw_relerr_unshrunk"].to_numpy(float), lin["wtw_relerr"].to_numpy(float)
+        # a small fixed spread in x (±5%) keeps runs of one error apart
+        x = lin["wtw_relerr_unshrunk"].to_numpy(float) * (1 + 0.1 * _offsets(lin, 1.0))
+        y = lin["wtw_relerr"].to_numpy(float)
         thr = [pm[k]["threshold"] for k in ("noise_equals_tikhonov", "shrinkage_closed_form") if k in pm]
         lim = fs.robust_limits(np.r_[x, y], log=True, include=thr)
         _points(a, lin, x, y, xlim=lim, ylim=lim)
@@ -728,7 +714,7 @@ def sweep(runs: pd.DataFrame, pm: dict):
         _nothing(a, "no stabilized linear flow on data of known, invertible covariance")
     a.set(
         title="(a) linear flows: which target does WᵀW reach?",
-        xlabel="error against Σ̂⁻¹ (unshrunk)",
+        xlabel="error against Σ̂⁻¹ (unshrunk; ±5% spread for legibility)",
         ylabel="error against (Σ̂ + λI)⁻¹ (shrunk)",
     )
     nl = runs[(~runs["linear"]) & runs["sweep"] & (runs["kind"] != "none") & (runs["lam"] > 0)].reset_index(drop=True)
@@ -774,15 +760,19 @@ def _latent_limits(*arrays) -> tuple[float, float]:
 
 
 def latents(ax_y, ax_h, run: dict, title_suffix: str = "") -> None:
-    """Whitened latents y and un-whitened components ŷ of one run on the same square axes (the
-    same limits for both), coloured by the data's manifold coordinate."""
-    y2, h2 = first_two(run["y"]), first_two(run["yhat"])
-    h2 = h2 - np.nanmean(h2, 0)
+    """Whitened latents y and un-whitened components ŷ of one run on the same square axes (the same
+    limits for both), the first component against the last (the least significant: collapsed where
+    the data has no extent), coloured by the data's manifold coordinate."""
+    y, h = np.asarray(run["y"], float), np.asarray(run["yhat"], float)
+    last_y, last_h = y.shape[1], h.shape[1]
+    y2 = y[:, [0, last_y - 1]] if last_y > 1 else first_two(y)
+    h2 = (h[:, [0, last_h - 1]] if last_h > 1 else first_two(h)) - np.nanmean(h, 0)[[0, max(last_h - 1, 0)]]
     lim = _latent_limits(y2, h2)
     c = run.get("c")
+    sub = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
     for ax, pts, title, labels in (
-        (ax_y, y2, "whitened latents y", ("y₁", "y₂")),
-        (ax_h, h2, "un-whitened ŷ", ("ŷ₁", "ŷ₂")),
+        (ax_y, y2, "whitened latents y", ("y₁", f"y{last_y}".translate(sub))),
+        (ax_h, h2, "un-whitened ŷ", ("ŷ₁", f"ŷ{last_h}".translate(sub))),
     ):
         vals, side = fs.clip(pts, lim)
         ax.scatter(*vals.T, c=c, s=3, cmap="viridis", rasterized=True)
@@ -893,16 +883,17 @@ def components(runs: pd.DataFrame, pm: dict, npz: dict, floor_factor: float | No
 def toys(runs: pd.DataFrame, npz: dict, max_columns: int = 6):
     """Claim 5 on every other manifold: one column per data set (up to ``max_columns``; one run each):
     the data, its whitened latents y and its un-whitened components ŷ, the last two on the same axes."""
-    fig, axes = fs.figure(
-        fs.MAIN,
-        "Claim 5 on other manifolds: whitened latents y against un-whitened components ŷ",
-        nrows=3,
-        ncols=max_columns,
-        squeeze=False,
-    )
     have = runs[[k in npz for k in zip(runs["experiment"], runs["stabilizer"], runs["seed"], strict=True)]]
     groups = _groups(have) if len(have) else []
-    for j in range(max_columns):
+    n_cols = min(max(len(groups), 3), max_columns)  # the figure's size is fixed; the panels share it
+    fig, axes = fs.figure(
+        fs.MAIN,
+        "Claim 5 on other manifolds: whitened latents y against un-whitened components ŷ (first against last)",
+        nrows=3,
+        ncols=n_cols,
+        squeeze=False,
+    )
+    for j in range(n_cols):
         col = axes[:, j]
         if j >= len(groups):
             for ax in col:
@@ -918,8 +909,8 @@ def toys(runs: pd.DataFrame, npz: dict, max_columns: int = 6):
         latents(col[1], col[2], r)
     if not groups:
         fs.note(axes[1, 0], "no run with components on a manifold other than the S-curve")
-    elif len(groups) > max_columns:
-        fs.note(axes[2, -1], f"+{len(groups) - max_columns} more data sets in the gallery", loc="lower right")
+    elif len(groups) > n_cols:
+        fs.note(axes[2, -1], f"+{len(groups) - n_cols} more data sets in the gallery", loc="lower right")
     return fig
 
 

@@ -21,6 +21,7 @@ that is not at the optimum (hatched ``///``) and one whose flow cannot reach the
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,8 @@ def category(res: dict | None) -> str:
 def margin(res: dict, record: dict, entry: dict | None = None) -> float:
     """The result's margin in its check's direction: the claims stage's own ``margin`` when it writes
     one, else (threshold − measured)/|threshold| for ``<=`` and (measured − threshold)/|threshold| for
-    ``>=`` (positive passes); ±1 for an equality check; NaN when unknown."""
+    ``>=`` (positive passes; for a threshold in (0.5, 1) on a quantity bounded by 1, such as a
+    correlation, the same on the distances to 1); ±1 for an equality check; NaN when unknown."""
     if isinstance(res.get("margin"), int | float) and not isinstance(res.get("margin"), bool):
         return float(res["margin"])
     direction = res.get("direction") or record.get("direction") or fs.direction(entry)
@@ -137,6 +139,9 @@ def margin(res: dict, record: dict, entry: dict | None = None) -> float:
         return math.nan
     measured, thr = float(measured), float(thr)
     scale = abs(thr) if thr else 1.0
+    if direction == ">=" and 0.5 < thr < 1 and measured <= 1:
+        # a threshold near 1 on a quantity bounded by 1 (a correlation): the distance to 1 counts
+        return ((1 - thr) - (1 - measured)) / (1 - thr)
     if direction == ">=":
         return (measured - thr) / scale
     if direction == "<=":
@@ -222,6 +227,7 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
                 res = res_by_exp.get(e)
                 cat = category(res)
                 m = margin(res, r, pm.get(r["id"])) if res is not None else math.nan
+                exact = (res or {}).get("direction", r.get("direction") or fs.direction(pm.get(r["id"]))) == "=="
                 face = _cell_color(cat, m)
                 hatch = CATEGORIES[cat][2]
                 ax.add_patch(Rectangle((j, i), 1, 1, facecolor=face, edgecolor="white", lw=1.0, hatch=hatch))
@@ -229,9 +235,11 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="0.35", lw=0, hatch=hatch))
                 if cat in ("pass", "fail", "not_at_optimum", "cannot_reach") and n_c <= 60:
                     glyph = {"pass": "✓", "fail": "✗", "not_at_optimum": "◔", "cannot_reach": "⊘"}[cat]
+                    if cat == "fail" and math.isfinite(m) and m > 0:
+                        glyph = "✗*"  # the measured value is within its threshold; another condition fails
                     txt = (
                         glyph
-                        if not math.isfinite(m) or cat in ("not_at_optimum", "cannot_reach")
+                        if not math.isfinite(m) or cat in ("not_at_optimum", "cannot_reach") or exact
                         else f"{glyph}{m:+.0%}"
                     )
                     if abs(m) >= 10 and math.isfinite(m):
@@ -271,7 +279,8 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
                 facecolor=_cell_color("pass", 1.0), label="pass: ✓ margin (green, darker = further from the threshold)"
             ),
             Patch(
-                facecolor=_cell_color("fail", -1.0), label="fail: ✗ margin (red, darker = further from the threshold)"
+                facecolor=_cell_color("fail", -1.0),
+                label="fail: ✗ margin (red, darker = further; ✗* another condition of the check fails)",
             ),
         ] + [
             Patch(facecolor=CATEGORIES[c][1], edgecolor="0.35", hatch=CATEGORIES[c][2], label=CATEGORIES[c][0])
@@ -297,7 +306,7 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
     for c in conclusions(records, given):
         colour = CONCLUSIONS.get(c["conclusion"], "#555555")
         side.text(0.0, y, f"Claim {c['claim']}", fontsize=9, fontweight="bold", transform=side.transAxes, va="top")
-        side.text(0.0, y - 0.035, c["statement"], fontsize=7.5, transform=side.transAxes, va="top", wrap=True)
+        side.text(0.0, y - 0.035, textwrap.fill(c["statement"], 52), fontsize=7.5, transform=side.transAxes, va="top")
         side.text(
             0.0,
             y - 0.105,
