@@ -23,6 +23,9 @@ wildcard_constraints:
 
 CONDA_ENV = "../envs/pipeline.yaml"
 
+# the report's front page embeds the scorecard (`.. flowtheory-image::`, workflow/report/workflow.rst)
+hooks.register_report_directives()
+
 # Every experiment's properties (data set ground truth, flow family, stabilizers): what claims and
 # figures select experiments by (flowtheory.pipeline.experiments).
 EXPERIMENTS = ftexperiments.describe(config)

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from flowtheory.pipeline.paths import CLAIMS_JSON, CLAIMS_MD, STAGES, stage_files
 
-__all__ = ["REPORT", "dvc_commit_on_success", "on_success", "report_metadata", "splice_readme", "write_report"]
+__all__ = [
+    "REPORT",
+    "dvc_commit_on_success",
+    "on_success",
+    "register_report_directives",
+    "report_metadata",
+    "splice_readme",
+    "write_report",
+]
 
 REPORT = "results/report.html"
 
@@ -57,6 +65,29 @@ def splice_readme(readme: Path, claims_md: Path) -> str:
 
 #: the report's stylesheet: the front page (workflow/report/workflow.rst) as wide as the window
 REPORT_STYLE = "workflow/report/style.css"
+
+
+def register_report_directives() -> None:
+    """Registers ``.. flowtheory-image:: <path>``, an image embedded in the report as a data URI, for
+    the report's front page (``workflow/report/workflow.rst``). Snakemake's own ``embeddedimage`` sets
+    the data URI after the image node is built, so its image stays a link to a file that is not next
+    to ``results/report.html``. Called by the workflow (``workflow/rules/common.smk``): Snakemake
+    renders the report's text in the process that read the workflow."""
+    import base64
+    import mimetypes
+
+    from docutils.parsers.rst import directives
+    from docutils.parsers.rst.directives.images import Image
+
+    class EmbeddedImage(Image):
+        def run(self):
+            path = Path(directives.uri(self.arguments[0]))
+            if path.is_file():
+                mime = mimetypes.guess_type(path.name)[0] or "image/png"
+                self.arguments[0] = f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+            return super().run()
+
+    directives.register_directive("flowtheory-image", EmbeddedImage)
 
 
 def report_metadata(root: str = ".") -> dict[str, int]:
