@@ -48,6 +48,7 @@ __all__ = [
     "direction",
     "family_handles",
     "figure",
+    "finish",
     "hline",
     "identity",
     "kind_handles",
@@ -393,3 +394,20 @@ def note(ax, text: str, loc: str = "center", **kw):
     kw.setdefault("fontsize", 8)
     kw.setdefault("color", "0.3")
     return ax.text(x, y, text, ha=ha, va=va, transform=ax.transAxes, wrap=True, **kw)
+
+
+def finish(fig) -> None:
+    """Last touches before saving: a log axis spanning less than two decades gets plain numbers (0.5,
+    2, 3) at its ticks instead of 5 × 10⁻¹."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for ax in fig.axes:
+        for axis, scale, lim in (
+            (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+            (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+        ):
+            lo, hi = sorted(lim)
+            if scale == "log" and lo > 0 and math.log10(hi / lo) < 2:
+                axis.set_major_formatter(plain)
+                axis.set_minor_formatter(plain if math.log10(hi / lo) < 1 else NullFormatter())

@@ -223,6 +223,7 @@ def first_two(y: np.ndarray) -> np.ndarray:
 def save(fig, png: str, pdf: str | None = None, dpi: int = PNG_DPI) -> None:
     """PNG (and PDF) of exactly the figure's size (no tight bounding box: the size never depends on
     what is drawn), with no timestamps or software versions in their metadata."""
+    figstyle.finish(fig)
     with storage.atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     if pdf is None:
@@ -236,9 +237,13 @@ def save(fig, png: str, pdf: str | None = None, dpi: int = PNG_DPI) -> None:
 
 
 def load_runs(paths: list[str], stage_dir: str) -> dict[tuple[str, str, int], dict]:
-    """Per-run files keyed by (experiment, stabilizer, seed): npz as dicts, csv as DataFrames."""
+    """Per-run files keyed by (experiment, stabilizer, seed): npz as dicts, csv as DataFrames. A file
+    that is absent (a checkout without the DVC-cached stage outputs, opened in Jupyter) is left out:
+    the figure draws what it has and says what it lacks."""
     out = {}
     for p in paths:
+        if not Path(p).is_file():
+            continue
         key = run_key(str(p), stage_dir)
         if str(p).endswith(".npz"):
             with np.load(p) as z:

@@ -32,10 +32,11 @@ DPI = fs.GALLERY_DPI
 _STABLE_CLAIMS = ("regularized_stable_weight", "regularized_stable_jacobian", "regularized_stable_noise")
 
 
-def _curves(ax, history: pd.DataFrame, runs: pd.DataFrame, column: str, log: bool):
+def _curves(ax, history: pd.DataFrame, runs: pd.DataFrame, column: str, log: bool, include=()):
+    """Every run's ``column`` per epoch on robust limits (that also show ``include``)."""
     meta = runs.drop_duplicates(["stabilizer", "seed"]).set_index(["stabilizer", "seed"])
     vals = history[column].astype(float).to_numpy()
-    lim = fs.robust_limits(vals, log=log, q=(1, 99))
+    lim = fs.robust_limits(vals, log=log, include=include)
     for (stab, seed), h in history.groupby(["stabilizer", "seed"], sort=False):
         if (stab, seed) not in meta.index:
             continue
@@ -199,18 +200,14 @@ def page(
     # row 1: training curves and verdicts
     ax = fig.add_subplot(grid[0, 0:2])
     if len(hist):
-        _curves(ax, hist, runs, "train_nll", log=False)
+        gap = runs["gap_nats"].astype(float).to_numpy()
+        levels = runs["final_train_nll"].astype(float).to_numpy() - gap
+        _curves(ax, hist, runs, "train_nll", log=False, include=levels[np.isfinite(levels)])
         first = True
-        for r in runs.itertuples():
-            if isinstance(r.gap_nats, float) and np.isfinite(r.gap_nats) and np.isfinite(r.final_train_nll):
-                level = r.final_train_nll - r.gap_nats
-                ax.axhline(
-                    level,
-                    color=fs.color(r.kind, r.lam),
-                    ls=":",
-                    lw=1.2,
-                    label="optimum level (final NLL − gap)" if first else None,
-                )
+        for r, level in zip(runs.itertuples(), levels, strict=True):
+            if np.isfinite(level):
+                label = "optimum level (final NLL − gap)" if first else None
+                ax.axhline(level, color=fs.color(r.kind, r.lam), ls=":", lw=1.2, label=label)
                 first = False
         fs.legend(ax, loc="upper right", ncols=2, fontsize=6)
     else:

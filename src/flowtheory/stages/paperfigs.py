@@ -265,7 +265,7 @@ def linear(runs: pd.DataFrame, pm: dict):
     else:
         _nothing(c, "no linear-flow components on data of full rank")
     c.set(
-        title="(c) un-whitened components against PCA scores (full-rank data)",
+        title="(c) components against PCA scores",
         xlabel="1 − min |corr(ŷᵢ, PCA score i)|",
         ylabel="max |var(ŷᵢ) / PCA eigenvalue − 1|",
     )
@@ -435,24 +435,37 @@ def covariance(runs: pd.DataFrame, pm: dict, points: dict, knn_k: int | None, ma
 # ----------------------------------------------------------------------------- claim 3
 
 
+#: bins over which the second half of a run's training is averaged in the Eq. (10) panel
+LAW_BINS = 8
+
+
 def _tail_law(history: pd.DataFrame) -> pd.DataFrame:
-    """Per run, the second half of training relative to its midpoint: Δ log s_max and ΔNLL."""
+    """Per run, the second half of training relative to its start: Δ log s_max and ΔNLL, each the
+    median within :data:`LAW_BINS` equal spans of epochs (the epoch-to-epoch jitter of Adam averaged
+    out), the first span the reference."""
     out = []
     for (exp, stab, seed), h in history.groupby(["experiment", "stabilizer", "seed"], sort=False):
         h = h[np.isfinite(h["smax"].astype(float)) & np.isfinite(h["train_nll"].astype(float)) & (h["smax"] > 0)]
-        if len(h) < 2:
+        half = h[h["epoch"] >= h["epoch"].max() / 2]
+        if len(half) < 2:
             continue
-        mid = h[h["epoch"] >= h["epoch"].max() / 2]
-        if len(mid) < 2:
-            continue
-        ref = mid.iloc[0]
+        span = np.minimum(
+            ((half["epoch"] - half["epoch"].min()) * LAW_BINS) // max(np.ptp(half["epoch"]), 1), LAW_BINS - 1
+        )
+        binned = (
+            half.assign(logs=np.log(half["smax"].astype(float)), span=span)
+            .groupby("span")[["logs", "train_nll"]]
+            .median()
+        )
         out.append(
-            mid.assign(
-                experiment=exp,
-                stabilizer=stab,
-                seed=seed,
-                dlog=np.log(mid["smax"].to_numpy()) - np.log(ref["smax"]),
-                dnll=mid["train_nll"].to_numpy() - ref["train_nll"],
+            pd.DataFrame(
+                {
+                    "experiment": exp,
+                    "stabilizer": stab,
+                    "seed": seed,
+                    "dlog": binned["logs"].to_numpy() - binned["logs"].iloc[0],
+                    "dnll": binned["train_nll"].to_numpy() - binned["train_nll"].iloc[0],
+                }
             )
         )
     return (
@@ -480,7 +493,7 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
             m = meta.loc[(exp, stab, seed)]
             x, _ = fs.clip(g["dlog"], xlim)
             y, _ = fs.clip(g["dnll"], ylim)
-            a.plot(x, y, color=fs.color(m["kind"], m["lam"]), lw=1.2, alpha=0.9)
+            a.plot(x, y, color=fs.color(m["kind"], m["lam"]), lw=1.0, alpha=0.7)
             fs.scatter(
                 a, [g["dlog"].iloc[-1]], [g["dnll"].iloc[-1]], m["kind"], m["lam"], m["family"], xlim=xlim, ylim=ylim
             )
@@ -492,7 +505,7 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         _nothing(a, "no per-epoch s_max in the training history")
     a.set(
         title="(a) Eq. (10): NLL falls as s_max grows",
-        xlabel="Δ log s_max(J_f) since mid-training",
+        xlabel="Δ log s_max(J_f) since mid-training (binned)",
         ylabel="Δ training NLL since mid-training (nats)",
     )
     # (b) growth of s_max over the last quarter, per run
@@ -751,6 +764,24 @@ def sweep(runs: pd.DataFrame, pm: dict):
 # ----------------------------------------------------------------------------- claim 5
 
 
+def _swarm(x: np.ndarray, y: np.ndarray, df: pd.DataFrame, step: float = 0.07) -> tuple[np.ndarray, np.ndarray]:
+    """Points that share an integer position (x, y) spread on a small grid around it (ordered by kind,
+    family and λ), so that each run is one visible dot."""
+    order = np.lexsort(
+        (df["lam"].to_numpy(), [_family_order(f) for f in df["family"]], [_kind_order(k) for k in df["kind"]])
+    )
+    ox, oy = np.zeros(len(x)), np.zeros(len(y))
+    cells: dict[tuple[float, float], list[int]] = {}
+    for i in order:
+        cells.setdefault((x[i], y[i]), []).append(i)
+    for members in cells.values():
+        side = int(np.ceil(np.sqrt(len(members))))
+        for n, i in enumerate(members):
+            ox[i] = (n % side - (side - 1) / 2) * step
+            oy[i] = (n // side - (side - 1) / 2) * step
+    return x + ox, y + oy
+
+
 def _latent_limits(*arrays) -> tuple[float, float]:
     """One symmetric limit for latent scatters, so that a collapsed component looks collapsed."""
     v = np.concatenate([np.abs(np.asarray(a, float)).ravel() for a in arrays if a is not None and len(a)])
@@ -812,8 +843,9 @@ def components(runs: pd.DataFrame, pm: dict, npz: dict, floor_factor: float | No
         top[3].set(yscale="log", xticks=kk, xlabel="component", ylabel="variance", title="variance per component")
         fs.legend(top[3], loc="upper right")
     else:
-        for ax in top:
-            _nothing(ax, "no run with components on a manifold")
+        for ax in top[1:]:
+            ax.axis("off")
+        _nothing(top[0], "no run with per-point components here")
     a = fig.add_subplot(grid[1, :2])
     b = fig.add_subplot(grid[1, 2:])
     st = runs[(runs["kind"] != "none") & (runs["lam"] > 0)].reset_index(drop=True)
@@ -860,14 +892,16 @@ def components(runs: pd.DataFrame, pm: dict, npz: dict, floor_factor: float | No
     )
     est = st[np.isfinite(st["comp_intrinsic_dim"].astype(float)) & st["intrinsic_dim"].notna()].reset_index(drop=True)
     if len(est):
-        tx = est["intrinsic_dim"].astype(float).to_numpy() + _offsets(est, 0.5)
-        ty = est["comp_intrinsic_dim"].astype(float).to_numpy()
-        lim = (min(tx.min(), ty.min()) - 0.7, max(tx.max(), ty.max()) + 0.7)
-        _points(b, est, tx, ty + 0.15 * _offsets(est, 1.0), xlim=lim, ylim=lim)
-        fs.identity(b, *lim, label="estimate = truth")
-        hit = int((np.round(ty) == est["intrinsic_dim"].astype(float).to_numpy()).sum())
-        fs.note(b, f"{hit} of {len(est)} runs on the diagonal", loc="lower right")
-        b.set(xlim=lim, ylim=lim)
+        true = est["intrinsic_dim"].astype(float).to_numpy()
+        got = est["comp_intrinsic_dim"].astype(float).to_numpy()
+        tx, ty = _swarm(true, got, est)
+        lo, hi = min(true.min(), got.min()) - 0.6, max(true.max(), got.max()) + 0.6
+        _points(b, est, tx, ty, s=28)
+        fs.identity(b, lo, hi, label="estimate = truth")
+        hit = int((np.round(got) == true).sum())
+        fs.note(b, f"{hit} of {len(est)} runs on the diagonal (one dot per run)", loc="lower right")
+        ticks = np.arange(np.ceil(lo), np.floor(hi) + 1)
+        b.set(xlim=(lo, hi), ylim=(lo, hi), xticks=ticks, yticks=ticks)
         fs.legend(b, loc="upper left")
     else:
         _nothing(b, "no intrinsic-dimension estimate in the components summary")
@@ -935,20 +969,35 @@ def gap(runs: pd.DataFrame, pm: dict):
     panels = [
         (
             runs["tangent_angle_true_deg_median"].astype(float).to_numpy(),
-            "angle to the analytic tangent space (°)",
+            "(a) claim 2: tangent angle",
+            "median angle to the analytic tangent space (°)",
             ["local_covariance_oracle"],
             False,
             "°",
         ),
-        (factor, "normal std factor max(r, 1/r), r = measured / √(σ² + λ)", ["normal_std_shrinkage"], True, ""),
-        (wtw, "whitening error ‖WᵀW − target‖ / ‖target‖", ["linear_whitening", "shrinkage_closed_form"], True, ""),
+        (
+            factor,
+            "(b) claim 4: normal std",
+            "normal std factor max(r, 1/r), r = measured / √(σ² + λ)",
+            ["normal_std_shrinkage"],
+            True,
+            "",
+        ),
+        (
+            wtw,
+            "(c) claim 1: whitening",
+            "‖WᵀW − target‖ / ‖target‖",
+            ["linear_whitening", "shrinkage_closed_form"],
+            True,
+            "",
+        ),
     ]
     gv = g.to_numpy()
     pos = gv[known & (gv > 0)]
     xlim = fs.robust_limits(pos, log=True) if len(pos) else None
-    for ax, (y, label, ids, log, unit) in zip(axes, panels, strict=True):
+    for ax, (y, title, label, ids, log, unit) in zip(axes, panels, strict=True):
         ok = known & np.isfinite(y)
-        ax.set(title=label.split(" (")[0].split(",")[0], ylabel=label, xlabel="gap to the optimum (nats, log)")
+        ax.set(title=title, ylabel=label, xlabel="gap to the optimum (nats, log)")
         if not ok.any():
             why = (
                 "no run with both a gap to the optimum (gap_nats) and this error"

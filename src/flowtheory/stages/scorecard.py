@@ -241,6 +241,8 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
                         glyph
                         if not math.isfinite(m) or cat in ("not_at_optimum", "cannot_reach") or exact
                         else f"{glyph}{m:+.0%}"
+                        if abs(m) >= 0.01
+                        else f"{glyph}{m:+.1%}"
                     )
                     if abs(m) >= 10 and math.isfinite(m):
                         txt = f"{glyph}{'≫' if m > 0 else '≪'}"
