@@ -29,8 +29,6 @@ __all__ = ["DPI", "page", "tangents"]
 
 DPI = fs.GALLERY_DPI
 
-_STABLE_CLAIMS = ("regularized_stable_weight", "regularized_stable_jacobian", "regularized_stable_noise")
-
 
 def _curves(ax, history: pd.DataFrame, runs: pd.DataFrame, column: str, log: bool, include=()):
     """Every run's ``column`` per epoch on robust limits (that also show ``include``)."""
@@ -218,7 +216,7 @@ def page(
         lim = _curves(ax, hist, runs, "smax", log=True)
         shown = set()
         for r in runs.itertuples():
-            entry = next((pm[c] for c in _STABLE_CLAIMS if c in pm and c.endswith(r.kind)), None)
+            entry = next(iter(paperfigs.bound_claims(pm, r.kind).values()), None)
             if r.lam > 0 and entry and "bound_factor" in entry and r.lam not in shown:
                 bound = entry["bound_factor"] / math.sqrt(r.lam)
                 fs.hline(

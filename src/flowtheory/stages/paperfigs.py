@@ -35,6 +35,7 @@ from flowtheory.stages import figstyle as fs
 from flowtheory.stages.figures import first_two, plane
 
 __all__ = [
+    "bound_claims",
     "chance_angle_deg",
     "components",
     "covariance",
@@ -72,6 +73,21 @@ def style_legend(fig, runs: pd.DataFrame, extra: list | None = None) -> None:
         title_fontsize=8,
         frameon=False,
     )
+
+
+def bound_claims(pm: dict, kind: str | None = None) -> dict[str, dict]:
+    """The claims of ``paper_map.yaml`` that bound the largest singular value (a ``bound_factor``:
+    s_max ≤ bound_factor/√λ), by id; with ``kind``, those whose runs are of that stabilizer kind."""
+    from flowtheory.pipeline.experiments import matches
+
+    out = {}
+    for cid, entry in pm.items():
+        stabs = (entry.get("applies_to") or {}).get("stabilizers")
+        if "bound_factor" not in entry:
+            continue
+        if kind is None or (isinstance(stabs, dict) and matches(kind, stabs.get("kind", kind))):
+            out[cid] = entry
+    return out
 
 
 def _thresholds(ax, pm: dict, ids, axis: str = "y", unit: str = "", transform=None) -> None:
@@ -554,21 +570,14 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         kinds = sorted(st["kind"].unique(), key=_kind_order)
         x = np.array([kinds.index(k) for k in st["kind"]], float) + _offsets(st, 0.5)
         y = st["smax_last"].astype(float).to_numpy() * np.sqrt(st["lam"].to_numpy())
-        bounds = {
-            pm[c]["bound_factor"]: c
-            for c in ("regularized_stable_weight", "regularized_stable_jacobian", "regularized_stable_noise")
-            if c in pm and "bound_factor" in pm[c]
-        }
+        bounds: dict[float, list[str]] = {}
+        for entry in bound_claims(pm).values():
+            bounds.setdefault(float(entry["bound_factor"]), []).append(entry["id"])
         lim = fs.robust_limits(y, log=True, include=[1.0, *bounds])
         _points(c, st, x, y, ylim=lim)
-        for value in sorted(bounds):
-            ids = [
-                cid
-                for cid in ("regularized_stable_weight", "regularized_stable_jacobian", "regularized_stable_noise")
-                if pm.get(cid, {}).get("bound_factor") == value
-            ]
-            names = "regularized_stable_*" if len(ids) > 1 else ids[0]
-            fs.hline(c, value, f"bound of {names} (s_max ≤ {value:g}/√λ)", role="bound")
+        for value, ids in sorted(bounds.items()):
+            names = ", ".join(ids) if len(ids) == 1 else f"{len(ids)} claims ({ids[0]}, …)"
+            fs.hline(c, value, f"bound of {names}: s_max ≤ {value:g}/√λ", role="bound")
         fs.hline(c, 1.0, "1/√λ: one linear layer at the optimum", role="prediction")
         c.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
         c.set(yscale="log", ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
