@@ -18,6 +18,7 @@ import pytest
 
 from flowtheory.datasets import build
 from flowtheory.datasets.mnist import IDXError, embedded_path, load_mnist, pool, read_embedded, read_idx, write_idx
+from flowtheory.datasets.truth import MNIST_EMBEDDED
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {
@@ -137,7 +138,7 @@ def test_embedded_path_is_mlxtends_csv():
 
 def test_read_embedded_has_500_digits_per_class(embedded):
     images, labels = embedded
-    assert images.shape == (5000, PIXELS) and labels.shape == (5000,)
+    assert images.shape == (MNIST_EMBEDDED, PIXELS) and labels.shape == (MNIST_EMBEDDED,)  # the config check's count
     assert images.dtype == np.uint8 and labels.dtype == np.uint8
     assert images.min() == 0 and images.max() == 255
     np.testing.assert_array_equal(np.bincount(labels, minlength=N_CLASSES), np.full(N_CLASSES, 500))

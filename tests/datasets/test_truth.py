@@ -13,7 +13,8 @@ import yaml
 from flowtheory.datasets import truth as truth_module
 from flowtheory.datasets.build import make_dataset
 from flowtheory.datasets.spec import KINDS as BUILT_KINDS
-from flowtheory.datasets.truth import KINDS, MNIST_PIXELS, Truth, manifold, truth
+from flowtheory.datasets.toys import gaussian
+from flowtheory.datasets.truth import KINDS, MNIST_PIXELS, SpecError, Truth, manifold, truth
 
 ROOT = Path(__file__).resolve().parents[2]
 #: an eigenvalue below this fraction of the largest counts as zero (float64 sums of 2,000 points)
@@ -121,6 +122,13 @@ def test_mnist_embedded_has_constant_pixels_and_idx_is_unknown():
         ({"kind": "mnist", "noise": 0.1}, ["'mnist' takes no 'noise'"]),
         ({"kind": "mnist", "downsample": 3}, ["downsample 3 does not divide the image side 28"]),
         ({"kind": "gaussian", "mean": [0.0, 1.0], "cov": [[1.0]]}, ["d-vector mean", "d × d cov"]),
+        (
+            {"kind": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 0.5], [0.0, 1.0]]},
+            ["not symmetric", "cov[0][1] = 0.5"],
+        ),
+        ({"kind": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 2.0], [2.0, 1.0]]}, ["smallest eigenvalue -1 "]),
+        ({"kind": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 0.0], [0.0, np.inf]]}, ["finite"]),
+        ({"kind": "mnist", "n_train": 4000, "n_valid": 1001}, ["5001 exceeds the 5000 embedded digits"]),
         ({"kind": "moons"}, ["unknown data set kind 'moons'"]),
     ],
 )
@@ -129,6 +137,37 @@ def test_specs_a_kind_cannot_describe_are_refused(spec, words):
         truth(spec)
     for w in words:
         assert w in str(err.value)
+
+
+COVS = {  # at the tolerances: round-off passes, a real defect does not
+    "identity": [[1.0, 0.0], [0.0, 1.0]],
+    "singular": [[1.0, 1.0], [1.0, 1.0]],
+    "round-off asymmetry": [[1.0, 0.3], [0.3 + 1e-15, 1.0]],
+    "round-off negative eigenvalue": [[1.0, 1.0], [1.0, 1.0 - 1e-12]],
+    "asymmetric": [[1.0, 0.3], [0.3 + 1e-9, 1.0]],
+    "negative eigenvalue": [[1.0, 1.0], [1.0, 1.0 - 1e-8]],
+    "indefinite, large": [[1e6, 2e6], [2e6, 1e6]],
+}
+
+
+@pytest.mark.parametrize("name", list(COVS))
+def test_the_config_check_and_the_data_job_agree_on_covariances(name):
+    """The config check (truth) and the data job's generator (toys.gaussian) refuse the same
+    covariances: the config must not pass a data set that the data job then refuses."""
+    spec = {"kind": "gaussian", "mean": [0.0, 0.0], "cov": COVS[name]}
+    try:
+        truth(spec)
+        refused_by_config = False
+    except SpecError as e:
+        assert e.key == "cov"
+        refused_by_config = True
+    try:
+        gaussian(5, np.random.default_rng(0), spec["mean"], spec["cov"])
+        refused_by_data_job = False
+    except ValueError:
+        refused_by_data_job = True
+    assert refused_by_config == refused_by_data_job
+    assert refused_by_config == (name in ("asymmetric", "negative eigenvalue", "indefinite, large"))
 
 
 def test_adding_a_kind_is_one_entry(monkeypatch):

@@ -25,6 +25,8 @@ from flowtheory.pipeline.paths import NOTEBOOKS, stage_files
 from pipeline_project import ROOT, assert_figures_and_tables_are_well_formed, make_project, snakemake
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: a claim × experiment verdict (src/flowtheory/stages/claims.py)
+VERDICTS = ("PASS", "FAIL", "NOT_AT_OPTIMUM", "NOT_FAR_ENOUGH", "NOT RUN")
 
 
 @dataclass
@@ -42,11 +44,10 @@ EVERY_CONFIG = {"fig_scorecard", "fig_gap", "table_f_nll", "table_conclusions"}
 CASES = {
     "swissroll_realnvp": Case(
         claims={
-            "scurve_unregularized_diverges",
+            "manifold_unregularized_illposed",
             "regularized_stable_jacobian",
             "regularized_stable_noise",
-            "local_covariance_knn",
-            "intrinsic_dimension_scurve",
+            "intrinsic_dimension_manifolds",
             "local_covariance_oracle",
             "normal_std_shrinkage",
         },
@@ -66,7 +67,7 @@ CASES = {
     ),
     "fashion_idx": Case(
         claims={
-            "mnist_unregularized_diverges",
+            "mnist_unregularized_illposed",
             "mnist_spectrum_decay",
             "mnist_components_local",
             "regularized_stable_jacobian",
@@ -106,19 +107,22 @@ def test_every_output_is_written(config_run):
 
 def test_every_applicable_claim_is_evaluated(config_run):
     name, case, project = config_run
-    records = {r["id"]: r for r in json.loads((project / "results" / "claims.json").read_text())}
+    doc = json.loads((project / "results" / "claims.json").read_text())
+    records = {r["id"]: r for r in doc["claims"]}
     evaluated = {i for i, r in records.items() if r["verdict"] != "N/A"}
     assert evaluated == case.claims, name
     for i, r in records.items():
         if i in case.claims:
-            assert r["verdict"] in ("PASS", "FAIL") and r["experiments"], i
+            assert r["verdict"] in VERDICTS and r["verdict"] != "NOT RUN" and r["experiments"], i
             for exp, res in r["experiments"].items():
-                assert res["verdict"] in ("PASS", "FAIL") and res["measured"] is not None, (i, exp, res)
+                assert res["verdict"] in VERDICTS and res["verdict"] != "NOT RUN", (i, exp, res)
+                assert res["metric"] and res["direction"] in ("<=", ">="), (i, exp)
         else:
             assert r["passed"] is None and r["note"] == "no experiment of this kind in this config", i
+    assert len(doc["conclusions"]) == 5
     md = (project / "results" / "claims.md").read_text()
-    assert "NOT RUN" not in md and "### Per experiment" in md
-    metrics = json.loads((project / "metrics" / "claims.json").read_text())
+    assert "NOT RUN" not in md and "### Conclusions" in md and "### Per experiment" in md
+    metrics = json.loads((project / "metrics" / "claims.json").read_text())["claims"]
     assert {i for i, m in metrics.items() if m["n_experiments"]} == case.claims
 
 

@@ -1,8 +1,10 @@
 """Faults, on private copies of the finished tiny run: a training job killed with SIGKILL leaves no
 half-written file and a rerun completes; every kind of bad input (data file, checkpoint, run
-metrics, MNIST IDX files, figure notebook, device, config file) stops the pipeline with a non-zero
-exit and one message naming the file or key and saying what was expected, and leaves none of the
-failed job's outputs behind."""
+metrics, MNIST IDX files, figure notebook, config file) stops the pipeline with a non-zero exit and
+one message naming the file or key and saying what was expected, and leaves none of the failed
+job's outputs behind. Bad inputs that the config check catches (a Gaussian whose cov is no
+covariance, a CUDA device on a machine without one, an experiment longer than its train job's
+runtime) stop a real run on a fresh copy before any job: nothing is written."""
 
 from __future__ import annotations
 
@@ -35,7 +37,17 @@ from flowtheory.pipeline.paths import (
     RUN_DIR,
     RUN_METRICS,
 )
-from pipeline_project import BIN, env_for, output_hashes, pending_jobs, sh, snakemake, unloadable_outputs
+from pipeline_project import (
+    BIN,
+    ROOT,
+    env_for,
+    make_project,
+    output_hashes,
+    pending_jobs,
+    sh,
+    snakemake,
+    unloadable_outputs,
+)
 
 ERROR = "flowtheory: error in "
 
@@ -209,10 +221,6 @@ def _mnist_idx(images: str, labels: str) -> Callable[[Path, Path], None]:
     return breaks
 
 
-def _set_device_cuda(project: Path, _tmp: Path) -> None:
-    _edit_config(project, lambda c: c.update(device="cuda"))
-
-
 def _raise_in_notebook(name: str, message: str) -> Callable[[Path, Path], None]:
     """Makes notebook ``name`` raise right after it has its context (its inputs are fine)."""
 
@@ -354,14 +362,6 @@ CASES = [
     ),
     # the device, the notebooks and the config file
     Case(
-        "device-cuda-without-gpu",
-        _set_device_cuda,
-        [_job("train", "line_linear")],
-        ["device is 'cuda'", "no CUDA device is available", "set device: cpu"],
-        "train",
-        LINE,
-    ),
-    Case(
         "figure-notebook-missing",
         _remove("workflow/notebooks/fig_sweep.py"),
         [],
@@ -395,8 +395,6 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_stops_with_one_clear_message(clone_run, tmp_path, case):
-    if case.name.startswith("device-cuda") and torch.cuda.is_available():
-        pytest.skip("a CUDA device is available here")
     project = clone_run
     for out in case.gone:
         assert (project / out).exists(), f"{out} must exist before the failing job (it is checked afterwards)"
@@ -473,3 +471,65 @@ def test_replacing_an_idx_file_reruns_the_mnist_data_job(clone_run, tmp_path):
     assert pending_jobs(project, MNIST) == {}
     write_idx(labels, np.random.default_rng(5).integers(0, 10, 600).astype(np.uint8))
     assert pending_jobs(project, MNIST) == {"data": 1}
+
+
+# ----------------------------------------------------------------------------- caught at load
+
+
+def _cov_not_psd(config: dict) -> None:
+    config["data"]["datasets"]["gaussian"]["cov"] = [[1.0, 2.0], [2.0, 1.0]]
+
+
+def _cuda(config: dict) -> None:
+    config["device"] = "cuda"
+
+
+def _too_long(config: dict) -> None:
+    config["experiments"]["scurve_realnvp"]["epochs"] = 100_000
+
+
+#: bad inputs once found only inside a job (the data job; the train job, after the data stage had
+#: written its files; a train job past its runtime): now the config check refuses them at load
+AT_LOAD = {
+    "gaussian-cov-not-psd": (
+        _cov_not_psd,
+        "invalid config: data.datasets.gaussian.cov: not positive semi-definite: smallest eigenvalue -1 "
+        "(tolerance -2e-10); expected a covariance matrix (symmetric positive semi-definite)",
+    ),
+    "device-cuda-without-gpu": (
+        _cuda,
+        "invalid config: device: 'cuda', but no CUDA device is available on this machine "
+        "(torch.cuda.is_available() is False); set device: cpu",
+    ),
+    "experiment-beyond-its-runtime": (
+        _too_long,
+        "invalid config: experiments.scurve_realnvp: estimated training time ",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def fresh_project(tmp_path_factory):
+    """A copy of the project with the tiny config and nothing run."""
+    return make_project(tmp_path_factory.mktemp("fresh_project"))
+
+
+@pytest.mark.parametrize("name", list(AT_LOAD))
+def test_bad_input_caught_at_load_writes_nothing(fresh_project, name):
+    """A real run (not a dry run) of the whole pipeline stops while loading the config: non-zero
+    exit, one line with the message naming the key, no traceback, and no file under results/."""
+    if name.startswith("device-cuda") and torch.cuda.is_available():
+        pytest.skip("a CUDA device is available here")
+    project = fresh_project
+    edit, message = AT_LOAD[name]
+    config = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    edit(config)
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(project, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-3000:]
+    lines = [line for line in text.splitlines() if line.startswith(message)]
+    assert len(lines) == 1, f"expected one line starting {message!r}:\n{text[-3000:]}"
+    assert "Traceback" not in text, text[-3000:]
+    assert not [p for p in (project / "results").rglob("*") if p.is_file()], "a job ran"
+    assert not (project / "logs").exists(), "a job ran"

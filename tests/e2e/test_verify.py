@@ -46,7 +46,7 @@ def test_regenerated_summaries_reproduce_the_committed_ones(clone_run):
     snakemake(project, *regenerated)
     rc, out = _verify(project)
     assert rc == 0, out
-    claims = json.loads((project / CLAIMS_JSON).read_text())
+    claims = json.loads((project / CLAIMS_JSON).read_text())["claims"]
     last = out.strip().splitlines()[-1]
     assert last.startswith(f"REPRODUCED: {len(claims)} claims, all "), last
     assert " 0 beyond;" in last and "0 regenerated" in last
@@ -89,10 +89,11 @@ def test_a_flipped_claim_verdict_fails(clone_run):
     project = clone_run
     commit_all(project, "tiny run")
     path = project / CLAIMS_JSON
-    claims = json.loads(path.read_text())
+    doc = json.loads(path.read_text())
+    claims = doc["claims"]
     claims[0]["passed"] = not claims[0]["passed"]
-    path.write_text(json.dumps(claims, indent=2))
+    path.write_text(json.dumps(doc, indent=2))
     rc, out = _verify(project)
     assert rc == 1, out
-    assert f"{CLAIMS_JSON}: {claims[0]['id']}.passed: verdict flipped" in out
+    assert f"{CLAIMS_JSON}: claims.{claims[0]['id']}.passed: verdict flipped" in out
     assert out.strip().splitlines()[-1].startswith("NOT REPRODUCED: 1 of ") and f"({claims[0]['id']})" in out

@@ -29,7 +29,7 @@ TRAIN = {
 CLAIMS = [
     {"id": "linear_whitening", "measured": 0.0015493367248839477, "passed": True, "claim": "WᵀW = Σ̂⁻¹"},
     {
-        "id": "mnist_unregularized_diverges",
+        "id": "mnist_unregularized_illposed",
         "measured": 0.22050410892505987,
         "passed": True,
         "detail": {"mnist_mlp/none/seed0": {"smax_last": 116.7296371459961, "status": "converged"}},
@@ -159,7 +159,7 @@ def test_nested_verdicts_are_verdicts_and_claims_are_matched_by_id(repo):
     _edit_json(repo, "results/claims.json", edit)
     report = verify(repo)
     assert [(d.where, d.kind) for d in report.differences] == [
-        ("mnist_unregularized_diverges.detail.mnist_mlp/none/seed0.status", "verdict flipped")
+        ("mnist_unregularized_illposed.detail.mnist_mlp/none/seed0.status", "verdict flipped")
     ]
 
 
@@ -216,3 +216,31 @@ def test_compare_json_and_csv_without_git():
 def test_a_revision_that_is_not_a_commit_is_a_usage_error(repo, capsys):
     assert main(["--root", str(repo), "--rev", "no-such-rev"]) == 2
     assert "is not a commit" in capsys.readouterr().err
+
+
+def test_the_sectioned_claims_document_counts_claims_and_names_the_flipped_one(repo):
+    """results/claims.json as the claims stage writes it: conclusions, claims and the error against
+    the gap. Claims are counted and named by id; a claim that reads a float32 run keeps the float32
+    tolerance, every other the float64 one."""
+    sectioned = {
+        "conclusions": [{"id": "paper_claim_3", "conclusion": "reproduces", "number": {"experiment": "mnist_mlp"}}],
+        "claims": CLAIMS,
+        "error_vs_gap": {"linear_whitening": {"n_runs": 3, "spearman_rho": 0.5}},
+    }
+    _write(repo, "results/claims.json", sectioned)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "sectioned claims")
+    assert verify(repo).claims == 2
+
+    def edit(d):
+        d["claims"][0]["passed"] = False
+        d["claims"][1]["measured"] *= 1 + 1e-5  # round-off for the float32 MNIST run's claim
+        d["error_vs_gap"]["linear_whitening"]["spearman_rho"] *= 1 + 1e-5  # beyond for a float64 claim
+
+    _edit_json(repo, "results/claims.json", edit)
+    report = verify(repo)
+    assert [(d.where, d.kind.split(" (")[0]) for d in report.differences] == [
+        ("claims.linear_whitening.passed", "verdict flipped"),
+        ("error_vs_gap.linear_whitening.spearman_rho", "beyond round-off"),
+    ]
+    assert report.verdict().startswith("NOT REPRODUCED: 1 of 3 claim verdicts flipped (linear_whitening); ")

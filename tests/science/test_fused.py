@@ -107,7 +107,7 @@ def test_stacked_matches_members(kind):
         torch.testing.assert_close(ladj[e], le, rtol=1e-12, atol=1e-12)
         grads = torch.autograd.grad(0.5 * (ye**2).sum() - le.sum(), list(f.parameters()))
         for name, g in zip([n for n, _ in f.named_parameters()], grads, strict=True):
-            torch.testing.assert_close(stacked.stack[stacked._index[name]].grad[e], g, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(stacked.stack[stacked.names.index(name)].grad[e], g, rtol=1e-10, atol=1e-12)
 
 
 def test_not_fused_when_the_pattern_differs():
@@ -140,7 +140,7 @@ def test_nll_matches_autograd(kind, d):
         names = [n for n, _ in f.named_parameters()]
         for name, g_ref, g_own in zip(names, ref_grads, own_grads, strict=True):
             torch.testing.assert_close(g_own, g_ref, rtol=1e-10, atol=1e-12)
-            torch.testing.assert_close(stacked.stack[stacked._index[name]].grad[e], g_ref, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(stacked.stack[stacked.names.index(name)].grad[e], g_ref, rtol=1e-10, atol=1e-12)
 
 
 def test_gradcheck_nll():
@@ -179,4 +179,4 @@ def test_linear_flow():
         own_grads = torch.autograd.grad(f.nll(x[e]), list(f.parameters()))
         for name, g_ref, g_own in zip([n for n, _ in f.named_parameters()], ref_grads, own_grads, strict=True):
             torch.testing.assert_close(g_own, g_ref, rtol=1e-11, atol=1e-12)
-            torch.testing.assert_close(stacked.stack[stacked._index[name]].grad[e], g_ref, rtol=1e-11, atol=1e-12)
+            torch.testing.assert_close(stacked.stack[stacked.names.index(name)].grad[e], g_ref, rtol=1e-11, atol=1e-12)

@@ -71,7 +71,7 @@ def test_linear_flow_learns_shrunk_inverse_covariance(gaussian_data, kind, lam):
     stab = Stabilizer(kind, kind, lam)
     cfg = TrainConfig(300, lr=1e-3, batch_size=200, probe_points=8, diagnostics_every=1000)
     result = train(flow, x_train, x_valid, stab, cfg, seed=0, log=_quiet)
-    assert result.status == "converged" and result.steps == 300 * 25
+    assert result.status != "diverged" and result.steps == 300 * 25
     S = torch.cov(x_train.T, correction=0)
     target = torch.linalg.inv(S + lam * torch.eye(2))
     W = flow.layers[0].W.detach()
@@ -123,7 +123,7 @@ def _check_ill_posed_and_stabilized(dataset: str, lam: float):
         for kind in ("weight", "jacobian", "noise"):
             flow, result = _degenerate_run(dataset, kind, lam, seed)
             growth, slope, smax = _growth(result)
-            assert result.status == "converged", (kind, seed)
+            assert result.status != "diverged", (kind, seed)
             assert all(torch.isfinite(p).all() for p in flow.parameters())
             assert abs(growth) < GROWTH_STOPPED, (kind, seed, growth)
             finals[(kind, seed)] = smax
@@ -347,3 +347,85 @@ def test_flat_adam_zero_grad_and_state_dict():
     assert torch.equal(opt.groups[0][0], torch.cat([p.reshape(-1) for p in fresh.parameters()]))
     with pytest.raises(ValueError, match="no trainable parameters"):
         FlatAdam([], 1e-3)
+
+
+# --- the schedule, the convergence criterion and the polish (docs/measurements.md#convergence) ------------
+
+
+def test_plateau_monitor_anneals_then_converges_on_a_flat_objective():
+    from flowtheory.science.training import _Monitor
+
+    m = _Monitor(TrainConfig(100, schedule="plateau", window=3, tol=1e-3, decay=0.5, max_decays=2))
+    actions = [m.update(v) for v in [5.0, 4.0, 3.0, 2.0] + [2.0] * 12]
+    # improving: nothing; flat for a window: anneal (twice, a window apart); flat again: converged
+    assert actions[:4] == [None] * 4
+    fired = [a for a in actions if a]
+    assert fired[:3] == ["decay", "decay", "converged"]  # the loop stops the run at "converged"
+    assert m.summary()["conv_decays"] == 2
+
+
+def test_constant_schedule_never_anneals_and_judges_the_last_window():
+    from flowtheory.science.training import _Monitor
+
+    m = _Monitor(TrainConfig(100, schedule="constant", window=3, tol=1e-3))
+    assert all(m.update(v) is None for v in [5.0, 4.0, 3.0, 2.0, 1.0])
+    assert not m.converged_at_end()  # still improving by 1 nat per epoch
+    for _ in range(4):
+        m.update(1.0)
+    assert m.converged_at_end()
+
+
+def test_flat_adam_member_rates_equal_training_each_member_at_its_own_rate():
+    """Per-member learning rates in one stacked step equal separate Adam steps at those rates."""
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(3, 4, dtype=torch.float64))
+    q = [torch.nn.Parameter(p.detach()[e].clone()) for e in range(3)]
+    opt = FlatAdam([p], 1e-2, members=3)
+    opt.set_member_lr(1, 1e-3)
+    opt.set_member_lr(2, 5e-2)
+    refs = [
+        torch.optim.Adam([qe], lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+        for qe, lr in zip(q, [1e-2, 1e-3, 5e-2], strict=True)
+    ]
+    for _ in range(5):
+        target = torch.randn(3, 4, dtype=torch.float64)
+        opt.zero_grad()
+        ((p - target) ** 2).sum().backward()
+        opt.step()
+        for e, (qe, ref) in enumerate(zip(q, refs, strict=True)):
+            ref.zero_grad()
+            ((qe - target[e]) ** 2).sum().backward()
+            ref.step()
+    for e in range(3):
+        torch.testing.assert_close(p.detach()[e], q[e].detach(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["none", "weight", "noise"])
+def test_polish_reaches_the_linear_closed_form(kind):
+    """A linear flow polished by L-BFGS sits at the closed-form optimum WᵀW = (Σ̂ + λI)⁻¹ (docs/theory.md
+    §2.5): to 1e-6 for the deterministic objectives; for noise injection, whose expectation the polish
+    replaces by an average over fixed noise draws, to the sampling error of those draws."""
+    rng = np.random.default_rng(0)
+    x = _tensor(rng.multivariate_normal([1.0, -1.0], SIGMA, size=1200))
+    xt, xv = x[:1000], x[1000:]
+    lam = 0.0 if kind == "none" else 0.1
+    stab = Stabilizer(kind, kind, lam)
+    flow = build_flow({"kind": "linear"}, 2, seed=0)
+    cfg = TrainConfig(30, schedule="plateau", polish_iters=500, polish_tol=1e-12, noise_replicas=50)
+    result = train(flow, xt, xv, stab, cfg, seed=0, log=_quiet)
+    assert result.status == "converged" and result.convergence["polish_converged"]
+    W = flow.layers[0].W.detach()
+    cov = torch.cov(xt.T, correction=0)
+    target = torch.linalg.inv(cov + lam * torch.eye(2, dtype=torch.float64))
+    assert _rel_frob(W.T @ W, target) < (1e-6 if kind != "noise" else 0.02)
+
+
+def test_unfinished_training_is_not_converged():
+    """The 3-D Gaussian of eigenvalues 3, 0.7, 0.05 after 20 epochs at the authors' constant rate: the
+    smallest variance is far from learnt and the status says so (not "converged")."""
+    rng = np.random.default_rng(0)
+    x = _tensor(rng.multivariate_normal(np.zeros(3), np.diag([3.0, 0.7, 0.05]), size=1200))
+    flow = build_flow({"kind": "linear"}, 3, seed=0)
+    result = train(flow, x[:1000], x[1000:], Stabilizer("none", "none"), TrainConfig(20, window=5), seed=0, log=_quiet)
+    assert result.status == "not_converged"
+    assert result.convergence["conv_window_change"] > result.convergence["conv_tol"]

@@ -19,14 +19,17 @@ REQUIRED_CLAIMS = {
     "linear_whitening",
     "linear_components_pca",
     "shrinkage_closed_form",
-    "degenerate_diverges",
+    "linear_singular_illposed",
+    "manifold_unregularized_illposed",
     "regularized_stable_weight",
     "regularized_stable_jacobian",
     "regularized_stable_noise",
     "noise_equals_tikhonov",
-    "local_covariance_knn",
-    "intrinsic_dimension_scurve",
-    "mnist_unregularized_diverges",
+    "local_covariance_oracle",
+    "normal_std_shrinkage",
+    "intrinsic_dimension_manifolds",
+    "intrinsic_dimension_sweep",
+    "mnist_unregularized_illposed",
     "mnist_spectrum_decay",
     "mnist_components_local",
 }
@@ -134,6 +137,7 @@ def test_paper_map_is_complete_and_every_figure_is_a_target(root):
         assert c["check"] in CHECKS, c["id"]
         assert c["figure"] in NOTEBOOKS, c["id"]
         assert c.get("justification"), f"{c['id']}: a threshold needs its reason"
+        assert c.get("epsilon_reason"), f"{c['id']}: an epsilon needs its reason"
     for nb in [*NOTEBOOKS, GALLERY_NOTEBOOK]:
         assert (root / "workflow" / "notebooks" / f"{nb}.py").exists()
         assert (root / "workflow" / "report" / f"{nb}.rst").exists()

@@ -17,6 +17,8 @@ Fast and torch-free: it reads the files ``git ls-files`` lists and nothing else.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import subprocess
 from functools import cache, lru_cache
@@ -207,3 +209,15 @@ def test_cited_theory_equations_exist():
                 if int(m.group(1)) not in equations:
                     bad.append(_where(rel, lineno, line, m) + f"  [no #eq-{m.group(1)} in {THEORY}]")
     assert not bad, f"citations of equations that {THEORY} does not have:\n" + "\n".join(bad)
+
+
+def test_readme_module_tables_list_every_module_of_the_package():
+    """The README's table of subpackages names every module of each, and no module that is gone."""
+    text = (ROOT / "README.md").read_text()
+    for sub in ("science", "datasets", "pipeline", "stages"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| `flowtheory.{sub}`"))
+        cell = row.split("|")[2]
+        named = set(re.findall(r"(?:^|, |\s)`([a-z_]+)`(?= \(|,|\s*$)", cell))
+        pkg = importlib.import_module(f"flowtheory.{sub}")
+        actual = {m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")}
+        assert named == actual, (sub, sorted(named - actual), sorted(actual - named))

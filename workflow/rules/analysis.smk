@@ -19,6 +19,11 @@ rule analysis:
         cfg=config["analysis"],
         intrinsic_dim=intrinsic_dim_of_run,
         runs=analysis_runs,
+        # the data set's spec: the kind and generator parameters of the gap's target
+        dataset=lambda w: config["data"]["datasets"][
+            config["experiments"][w.experiment]["dataset"]
+        ],
+        data_seed=config["data"]["seed"],
     script:
         "../scripts/analysis.py"
 

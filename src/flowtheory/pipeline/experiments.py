@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 
 from flowtheory.datasets.truth import truth
+from flowtheory.science.kinds import FLOW_REGISTRY
 
 __all__ = [
     "FLOW_FAMILIES",
@@ -52,15 +53,9 @@ __all__ = [
 ]
 
 #: flow kind (config ``flows.<name>.kind``) -> family
-FLOW_FAMILIES = {
-    "linear": "linear",
-    "mlp": "mlp",
-    "realnvp": "realnvp",
-    "zuko_maf": "zuko_maf",
-    "zuko_nsf": "zuko_nsf",
-}
+FLOW_FAMILIES = {kind: facts.family for kind, facts in FLOW_REGISTRY.items()}
 #: families whose flow is one affine map (the linear theory is exact)
-LINEAR_FAMILIES = frozenset({"linear"})
+LINEAR_FAMILIES = frozenset(facts.family for facts in FLOW_REGISTRY.values() if facts.linear)
 
 #: the fields a selector may name, per facet
 FIELDS = {

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from flowtheory.pipeline.paths import CLAIMS_JSON, CLAIMS_MD, STAGES, stage_files
+from flowtheory.stages.claims import README_STOP
 
 __all__ = [
     "REPORT",
@@ -47,16 +48,24 @@ BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 
 
 def splice_readme(readme: Path, claims_md: Path) -> str:
-    """Copies ``results/claims.md`` (less its title: the claims table and the claim × experiment
-    table) into the README between the markers."""
+    """Copies the head of ``results/claims.md`` into the README between the markers: from its first
+    section up to ``README_STOP`` (the five conclusions, then one row per claim), and a link to the
+    full claim × experiment table in ``results/claims.md``."""
     if not (readme.exists() and claims_md.exists()):
         return "readme: nothing to update"
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         return "readme: no claims markers; left unchanged"
-    table = "\n".join(line for line in claims_md.read_text().splitlines() if not line.startswith("# ")).strip()
-    head, rest = text.split(BEGIN, 1)
-    new = f"{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
+    lines = claims_md.read_text().split(README_STOP, 1)[0].splitlines()
+    # from the first section or table (the conclusions) on; the title and its note stay in claims.md
+    first = next((i for i, line in enumerate(lines) if line.startswith(("### ", "|"))), 0)
+    table = "\n".join(line for line in lines[first:] if not line.startswith("# ")).strip()
+    table += (
+        f"\n\nEvery claim on every experiment it applies to (measured value, margin, gap, convergence, cause) "
+        f"and each geometric error against the gap: [`{CLAIMS_MD}`]({CLAIMS_MD})."
+    )
+    before, rest = text.split(BEGIN, 1)
+    new = f"{before}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}"
     if new != text:
         readme.write_text(new)
         return "readme: claims table updated"

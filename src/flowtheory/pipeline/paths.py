@@ -205,10 +205,25 @@ class Stage:
 #: import from flowtheory, transitively (a test checks this), so that an edit reruns exactly the rules
 #: whose code changed
 _COMMON = ["__init__.py", "pipeline/__init__.py", "pipeline/jobs.py", "pipeline/storage.py", "stages/__init__.py"]
-_FLOW = ["science/__init__.py", "science/flows.py", "science/fused.py"]
+_FLOW = ["science/__init__.py", "science/flows.py", "science/fused.py", "science/kinds.py"]
 #: pipeline/config.py checks data sets against their ground truth
-_CONFIG = ["pipeline/config.py", "datasets/__init__.py", "datasets/truth.py"]
+_CONFIG = [
+    "pipeline/config.py",
+    "pipeline/runkey.py",
+    "datasets/__init__.py",
+    "datasets/truth.py",
+    "science/__init__.py",
+    "science/kinds.py",
+]
 _LOAD_RUN = [*_FLOW, *_CONFIG, "pipeline/checkpoints.py", "science/covariance.py", "science/stats.py"]
+#: the data generators (the analysis stage samples the target of the gap from them)
+_GENERATORS = [
+    "datasets/build.py",
+    "datasets/manifolds.py",
+    "datasets/mnist.py",
+    "datasets/spec.py",
+    "datasets/toys.py",
+]
 
 STAGES: dict[str, Stage] = {
     s.name: s
@@ -255,7 +270,15 @@ STAGES: dict[str, Stage] = {
             metrics=[ANALYSIS_SUMMARY],
             upstream=["results/data", "results/runs"],
             scripts=["workflow/scripts/analysis.py", "workflow/scripts/summarize.py"],
-            modules=[*_COMMON, *_LOAD_RUN, "science/oracles.py", "stages/analysis.py", "stages/summarize.py"],
+            modules=[
+                *_COMMON,
+                *_LOAD_RUN,
+                *_GENERATORS,
+                "science/optimum.py",
+                "science/oracles.py",
+                "stages/analysis.py",
+                "stages/summarize.py",
+            ],
         ),
         Stage(
             name="components",
@@ -286,8 +309,12 @@ STAGES: dict[str, Stage] = {
             modules=[
                 *_COMMON,
                 *_CONFIG,
+                *_FLOW,  # the claims' λ-sweep fit is the science's own (oracles.sweep_slopes)
                 "pipeline/experiments.py",
                 "pipeline/paths.py",
+                "science/covariance.py",
+                "science/oracles.py",
+                "science/stats.py",
                 "stages/claims.py",
                 "stages/figstyle.py",
                 "stages/figures.py",

@@ -24,9 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from flowtheory.science import fused
+from flowtheory.science.kinds import FLOW_KINDS, FLOW_REGISTRY, FlowKind
 
 __all__ = [
     "FLOW_KINDS",
+    "FLOW_REGISTRY",
+    "FlowKind",
     "Affine",
     "BatchNorm",
     "Bijector",
@@ -38,8 +41,12 @@ __all__ = [
     "ZukoFlow",
     "build_flow",
     "count_parameters",
+    "gaussian_log_prob",
     "gaussian_nll",
+    "linear",
     "log_abs_det",
+    "log_abs_det_each",
+    "permute",
 ]
 
 #: element-wise log-derivatives use log(|.| + LOG_EPS), as the authors' code does
@@ -53,8 +60,6 @@ BN_MOMENTUM = 0.2
 #: ones one call each, since the stacking copy costs more than it saves (``results/benchmarks.md``);
 #: defined with the fused pass, which follows the same rule
 BATCH_LOGDET_MAX_D = fused.BATCH_LOGDET_MAX_D
-
-FLOW_KINDS = ("linear", "mlp", "realnvp", "zuko_maf", "zuko_nsf")
 
 
 class Bijector(nn.Module):
@@ -100,22 +105,57 @@ class Bijector(nn.Module):
         return []
 
 
+def gaussian_log_prob(y: Tensor, ladj: Tensor) -> Tensor:
+    """log p(x) = log N(f(x); 0, I) + log|det J_f(x)| per sample: y (..., n, d), ladj (..., n) -> (..., n)."""
+    d = y.shape[-1]
+    return -0.5 * (y**2).sum(-1) - 0.5 * d * math.log(2 * math.pi) + ladj
+
+
 def gaussian_nll(y: Tensor, ladj: Tensor) -> Tensor:
     """Mean negative log-likelihood under the N(0, I) base over the sample axis: y (..., n, d),
-    log|det J_f| (..., n) -> (...)."""
-    d = y.shape[-1]
-    return (0.5 * (y**2).sum(-1) + 0.5 * d * math.log(2 * math.pi) - ladj).mean(-1)
+    log|det J_f| (..., n) -> (...) (:func:`gaussian_log_prob`, negated exactly, averaged)."""
+    return (-gaussian_log_prob(y, ladj)).mean(-1)
+
+
+def log_abs_det_each(W: Tensor, mode: str = "slogdet") -> Tensor:
+    r"""log|det W| of every matrix of a stack ``W`` of shape (..., d, d) -> (...), in one batched
+    LAPACK call. ``mode="chol"`` is the authors' :math:`\tfrac12 \log\det(W^\top W + 10^{-5} I)`."""
+    if mode == "slogdet":
+        return torch.linalg.slogdet(W)[1]
+    eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+    L = torch.linalg.cholesky(W.mT @ W + CHOL_REG * eye)
+    return torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
 
 
 def log_abs_det(W: Tensor, mode: str = "slogdet") -> Tensor:
-    r"""Σ log|det W_l| over a stack ``W`` of shape (..., d, d), in one batched LAPACK call.
+    r"""Σ log|det W_l| over a stack ``W`` of shape (..., d, d) (:func:`log_abs_det_each`, summed)."""
+    return log_abs_det_each(W, mode).sum()
 
-    ``mode="chol"`` is the authors' :math:`\tfrac12 \log\det(W^\top W + 10^{-5} I)` per matrix."""
-    if mode == "slogdet":
-        return torch.linalg.slogdet(W)[1].sum()
-    eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
-    L = torch.linalg.cholesky(W.mT @ W + CHOL_REG * eye)
-    return torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum()
+
+# -- an ensemble axis. A layer's parameters may carry a leading axis of E runs (a batched ensemble,
+# science/ensemble.py); then its input is (E, n, d) and each run uses its own slice. The layers'
+# maths is written once; only the matrix products below choose the batched kernel, so one flow and a
+# stacked ensemble run the same code.
+
+
+def linear(a: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
+    """``a W^T + b`` for one weight (W (out, in)) or per run (W (E, out, in), a (E, ..., in))."""
+    if W.ndim == 2:
+        return nn.functional.linear(a, W, b)
+    shape = a.shape
+    flat = a.reshape(shape[0], -1, shape[-1])
+    out = torch.bmm(flat, W.mT) if b is None else torch.baddbmm(b[:, None, :], flat, W.mT)
+    return out.reshape(*shape[:-1], W.shape[-2])
+
+
+def permute(t: Tensor, perm: Tensor, axis: int) -> Tensor:
+    """``t`` with its coordinates along ``axis`` (-1: values, -2: Jacobian rows) permuted by ``perm``,
+    one permutation (d,) or one per run (E, d)."""
+    if perm.ndim == 1:
+        return t[..., perm] if axis == -1 else t[..., perm, :]
+    if axis == -1:
+        return torch.gather(t, -1, perm.reshape(perm.shape[0], *[1] * (t.ndim - 2), -1).expand(t.shape))
+    return torch.gather(t, -2, perm.reshape(perm.shape[0], *[1] * (t.ndim - 3), -1, 1).expand(t.shape))
 
 
 class Affine(Bijector):
@@ -140,10 +180,16 @@ class Affine(Bijector):
         return log_abs_det(self.W, self.logdet)
 
     def _map(self, h: Tensor) -> Tensor:
-        return nn.functional.linear(h - self.b, self.W)  # (h - b) W^T in one autograd node
+        if self.W.ndim == 2:
+            return nn.functional.linear(h - self.b, self.W)  # (h - b) W^T in one autograd node
+        return torch.matmul(h - self.b[:, None, :], self.W.mT)
+
+    def _jac(self, J: Tensor) -> Tensor:
+        return torch.matmul(self.W if self.W.ndim == 2 else self.W[:, None], J)
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self._map(h), self.log_abs_det().expand(h.shape[0])
+        ladj = log_abs_det_each(self.W, self.logdet)
+        return self._map(h), (ladj if ladj.ndim == 0 else ladj[:, None]).expand(h.shape[:-1])
 
     def inverse(self, h: Tensor) -> Tensor:
         return torch.linalg.solve(self.W, h.T).T + self.b
@@ -153,11 +199,11 @@ class Affine(Bijector):
         return out, ladj, v @ self.W.T
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
-        return self._map(h), torch.matmul(self.W, J)  # no log-det needed here
+        return self._map(h), self._jac(J)  # no log-det needed here
 
     def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out, ladj = self(h)
-        return out, ladj, torch.matmul(self.W, J)
+        return out, ladj, self._jac(J)
 
     def weight_matrices(self) -> list[Tensor]:
         return [self.W]
@@ -216,7 +262,7 @@ class Elementwise(Bijector):
 
     def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out, logd = self._value_and_logderiv(h)
-        return out, logd.sum(-1), torch.exp(logd)[:, :, None] * J
+        return out, logd.sum(-1), torch.exp(logd)[..., None] * J
 
 
 class BatchNorm(Bijector):
@@ -304,19 +350,19 @@ class Permutation(Bijector):
         self.register_buffer("inv_perm", torch.argsort(perm))
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return h[:, self.perm], h.new_zeros(h.shape[0])
+        return permute(h, self.perm, -1), h.new_zeros(h.shape[:-1])
 
     def inverse(self, h: Tensor) -> Tensor:
-        return h[:, self.inv_perm]
+        return permute(h, self.inv_perm, -1)
 
     def jvp(self, h: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return h[:, self.perm], h.new_zeros(h.shape[0]), v[:, self.perm]
+        return permute(h, self.perm, -1), h.new_zeros(h.shape[:-1]), permute(v, self.perm, -1)
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
-        return h[:, self.perm], J[:, self.perm]
+        return permute(h, self.perm, -1), permute(J, self.perm, -2)
 
     def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return h[:, self.perm], h.new_zeros(h.shape[0]), J[:, self.perm]
+        return permute(h, self.perm, -1), h.new_zeros(h.shape[:-1]), permute(J, self.perm, -2)
 
 
 class Coupling(Bijector):
@@ -346,16 +392,19 @@ class Coupling(Bijector):
         self.net = nn.Sequential(*layers)
 
     def _shift_logscale(self, h1: Tensor) -> tuple[Tensor, Tensor]:
-        t, s = self.net(h1).chunk(2, dim=-1)
+        a = h1
+        for layer in self.net:
+            a = linear(a, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else nn.functional.relu(a)
+        t, s = a.chunk(2, dim=-1)
         return t, s
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        h1, h2 = h[:, : self.n_masked], h[:, self.n_masked :]
+        h1, h2 = h[..., : self.n_masked], h[..., self.n_masked :]
         t, s = self._shift_logscale(h1)
         return torch.cat([h1, (h2 - t) * torch.exp(-s)], -1), -s.sum(-1)
 
     def inverse(self, h: Tensor) -> Tensor:
-        h1, h2 = h[:, : self.n_masked], h[:, self.n_masked :]
+        h1, h2 = h[..., : self.n_masked], h[..., self.n_masked :]
         t, s = self._shift_logscale(h1)
         return torch.cat([h1, h2 * torch.exp(s) + t], -1)
 
@@ -372,16 +421,16 @@ class Coupling(Bijector):
         a = h1
         for layer in self.net:
             if isinstance(layer, nn.Linear):
-                a = nn.functional.linear(a, layer.weight, layer.bias)
-                T = nn.functional.linear(T, layer.weight)  # (n, r, in) -> (n, r, out)
+                a = linear(a, layer.weight, layer.bias)
+                T = linear(T, layer.weight)  # (n, r, in) -> (n, r, out)
             else:  # ReLU: derivative 1 where the pre-activation is > 0, else 0 (0 at exactly 0, as autograd)
-                T = (a > 0).to(T.dtype)[:, None, :] * T
+                T = (a > 0).to(T.dtype)[..., None, :] * T
                 a = nn.functional.relu(a)
         return a, T
 
     def _parts(self, h: Tensor, T1: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """``(y, log|det|, e^{-s}, x_2 - t, T D_t^T, T D_s^T)`` for row tangents ``T1`` of x_1."""
-        h1, h2 = h[:, : self.n_masked], h[:, self.n_masked :]
+        h1, h2 = h[..., : self.n_masked], h[..., self.n_masked :]
         out_net, dnet = self._net_and_tangents(h1, T1)
         t, s = out_net.chunk(2, dim=-1)  # as _shift_logscale
         dt, ds = dnet.chunk(2, dim=-1)
@@ -393,10 +442,10 @@ class Coupling(Bijector):
 
     def jvp(self, h: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         m = self.n_masked
-        v1, v2 = v[:, :m], v[:, m:]
-        out, ladj, scale, centred, dt, ds = self._parts(h, v1[:, None, :])  # one tangent: D_t v_1, D_s v_1
+        v1, v2 = v[..., :m], v[..., m:]
+        out, ladj, scale, centred, dt, ds = self._parts(h, v1[..., None, :])  # one tangent: D_t v_1, D_s v_1
         # (J v)_2 = e^{-s} ⊙ (v_2 - D_t v_1 - (x_2 - t) ⊙ D_s v_1)
-        return out, ladj, torch.cat([v1, scale * (v2 - dt[:, 0] - centred * ds[:, 0])], -1)
+        return out, ladj, torch.cat([v1, scale * (v2 - dt[..., 0, :] - centred * ds[..., 0, :])], -1)
 
     def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
         out, _, J = self.forward_and_jac(h, J)
@@ -404,11 +453,11 @@ class Coupling(Bijector):
 
     def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         m = self.n_masked
-        eye = torch.eye(m, dtype=h.dtype, device=h.device).expand(h.shape[0], m, m)
-        out, ladj, scale, centred, dt, ds = self._parts(h, eye)  # dt[:, i, j] = ∂t_j/∂x_{1,i}: D_t^T
-        B = -scale[:, :, None] * (dt.mT + centred[:, :, None] * ds.mT)  # (n, d - m, m)
-        J1, J2 = J[:, :m], J[:, m:]
-        return out, ladj, torch.cat([J1, torch.matmul(B, J1) + scale[:, :, None] * J2], 1)
+        eye = torch.eye(m, dtype=h.dtype, device=h.device).expand(*h.shape[:-1], m, m)
+        out, ladj, scale, centred, dt, ds = self._parts(h, eye)  # dt[..., i, j] = ∂t_j/∂x_{1,i}: D_t^T
+        B = -scale[..., None] * (dt.mT + centred[..., None] * ds.mT)  # (..., n, d - m, m)
+        J1, J2 = J[..., :m, :], J[..., m:, :]
+        return out, ladj, torch.cat([J1, torch.matmul(B, J1) + scale[..., None] * J2], -2)
 
 
 class Flow(nn.Module):
@@ -441,15 +490,17 @@ class Flow(nn.Module):
         terms = []
         for (shape, mode), Ws in groups.items():
             if shape[-1] <= BATCH_LOGDET_MAX_D:
-                terms.append(log_abs_det(torch.stack(Ws), mode))
+                terms.append(log_abs_det_each(torch.stack(Ws), mode).sum(0))
             else:  # LAPACK-bound: stacking would only add a copy of every matrix
-                terms.extend(log_abs_det(W, mode) for W in Ws)
+                terms.extend(log_abs_det_each(W, mode) for W in Ws)
         return sum(terms[1:], terms[0]) if terms else None
 
     def _total_ladj(self, x: Tensor, per_sample: list[Tensor]) -> Tensor:
-        const = self._affine_log_abs_det()
+        const = self._affine_log_abs_det()  # one value, or one per run of an ensemble (E,)
+        if const is not None and const.ndim:
+            const = const[:, None]
         if not per_sample:
-            return (const if const is not None else x.new_zeros(())).expand(x.shape[0])
+            return (const if const is not None else x.new_zeros(())).expand(x.shape[:-1])
         total = sum(per_sample[1:], per_sample[0])
         return total if const is None else total + const
 
@@ -504,8 +555,7 @@ class Flow(nn.Module):
         return [a.W for a in self._affines], [a.b for a in self._affines]
 
     def log_prob(self, x: Tensor) -> Tensor:
-        y, ladj = self(x)
-        return -0.5 * (y**2).sum(-1) - 0.5 * self.d * math.log(2 * math.pi) + ladj
+        return gaussian_log_prob(*self(x))
 
     def jvp(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Returns ``(y, ladj, J_f(x) v)`` in one pass (per-sample tangents ``v``, shape (n, d))."""
@@ -520,7 +570,7 @@ class Flow(nn.Module):
 
     def jacobian(self, x: Tensor) -> Tensor:
         """The per-sample Jacobian :math:`J_f(x) = \\partial y/\\partial x`, shape (n, d, d)."""
-        J = torch.eye(self.d, dtype=x.dtype, device=x.device).expand(x.shape[0], -1, -1)
+        J = torch.eye(self.d, dtype=x.dtype, device=x.device).expand(*x.shape[:-1], -1, -1)
         for layer in self.layers:
             x, J = layer.jac(x, J)
         return J
@@ -529,7 +579,7 @@ class Flow(nn.Module):
         """``(y, log|det J_f(x)|, J_f(x))`` in one pass through the layers (the exact Jacobian penalty
         and the diagnostics need all three; two separate passes would redo every layer and log-det)."""
         per_sample = []
-        J = torch.eye(self.d, dtype=x.dtype, device=x.device).expand(x.shape[0], -1, -1)
+        J = torch.eye(self.d, dtype=x.dtype, device=x.device).expand(*x.shape[:-1], -1, -1)
         for layer in self.layers:
             if isinstance(layer, Affine):
                 x, J = layer.jac(x, J)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowtheory.science.flows import Flow
+from flowtheory.science.flows import Flow, gaussian_nll
 from flowtheory.science.stabilizers import Stabilizer
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "diagnostics",
     "evaluate_nll",
     "make_optimizer",
+    "polish_lbfgs",
     "step",
     "train",
     "ensemble_family",
@@ -38,35 +39,69 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
 
+#: seed offsets of the member's fixed evaluation noise and of the polish's noise replicas (derived
+#: from the run's seed, so that they differ from its training draws)
+EVAL_NOISE_SEED = 1_000_003
+POLISH_NOISE_SEED = 2_000_003
+SCHEDULES = ("constant", "plateau")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings; defaults are the authors' code defaults except ``epochs`` (100 there)."""
+    """Training settings; defaults are the authors' code defaults except ``epochs`` (100 there).
+
+    The authors' optimizer is Adam at a constant learning rate for a fixed number of epochs
+    (``schedule="constant"``, ``polish_iters=0``). ``schedule="plateau"`` anneals each run's rate by
+    ``decay`` when its monitored objective improved by less than ``tol`` nats over ``window`` epochs,
+    and stops the run as converged after ``max_decays`` such decays (:class:`_Monitor`); ``epochs``
+    is then a cap. ``polish_iters`` > 0 adds full-batch L-BFGS after Adam (:func:`polish_lbfgs`).
+    The reasons for the values are in docs/measurements.md#convergence.
+    """
 
     epochs: int
     lr: float = 1e-3
     batch_size: int = 200
     probe_points: int = 64
     diagnostics_every: int = 1
+    schedule: str = "constant"
+    window: int = 10
+    tol: float = 1e-3
+    decay: float = 0.3
+    max_decays: int = 3
+    polish_iters: int = 0
+    polish_chunk: int = 50
+    polish_tol: float = 1e-5
+    noise_replicas: int = 4
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.lr <= 0:
             raise ValueError("batch_size must be >= 1 and lr > 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.window < 1 or self.tol < 0 or not 0 < self.decay < 1 or self.max_decays < 0:
+            raise ValueError("window must be >= 1, tol >= 0, 0 < decay < 1 and max_decays >= 0")
+        if self.polish_iters < 0 or self.polish_chunk < 1 or self.noise_replicas < 1:
+            raise ValueError("polish_iters must be >= 0, polish_chunk >= 1 and noise_replicas >= 1")
 
 
 @dataclass
 class TrainResult:
+    """One run's result. ``status``: ``converged`` (the criterion of :class:`_Monitor` or the polish
+    held), ``not_converged`` (the cap came first) or ``diverged`` (non-finite loss or parameters)."""
+
     history: list[dict] = field(default_factory=list)
-    status: str = "converged"
+    status: str = "running"
     diverged_step: int | None = None
     steps: int = 0
     checkpoint_epoch: int = 0
+    convergence: dict = field(default_factory=dict)
 
 
 class FlatAdam:
     r"""Adam over one flat buffer per dtype: bitwise the same updates as
-    ``torch.optim.Adam(foreach=True)`` (``tests/unit/test_training.py``), in 8 tensor operations per
+    ``torch.optim.Adam(foreach=True)`` (``tests/science/test_training.py``), in 8 tensor operations per
     step instead of about 40 per-parameter ones (on CPU torch's ``foreach`` kernels loop over the
     parameters). A small flow's step is overhead-bound, so this saves about a third of it.
 
@@ -75,12 +110,24 @@ class FlatAdam:
     rather than setting gradients to ``None``.
     """
 
-    def __init__(self, params, lr: float, betas: tuple[float, float] = ADAM_BETAS, eps: float = ADAM_EPS) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float,
+        betas: tuple[float, float] = ADAM_BETAS,
+        eps: float = ADAM_EPS,
+        members: int | None = None,
+    ) -> None:
         params = [p for p in params if p.requires_grad]
         if not params:
             raise ValueError("FlatAdam got no trainable parameters")
         self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
         self.steps = 0
+        # stacked parameters (leading axis ``members``) may take one learning rate per member
+        self.members = members
+        self.lrs = [lr] * (members or 1)
+        self.scales: list[Tensor] | None = None  # per-element learning rates, built when they differ
+        self._params = params
         self.groups: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (param, grad, exp_avg, exp_avg_sq)
         for dtype in dict.fromkeys(p.dtype for p in params):
             group = [p for p in params if p.dtype == dtype]
@@ -100,17 +147,44 @@ class FlatAdam:
         for _, grad, _, _ in self.groups:
             grad.zero_()
 
+    def member_lr(self, e: int) -> float:
+        return self.lrs[e]
+
+    def set_member_lr(self, e: int, lr: float) -> None:
+        """Member ``e``'s learning rate (all of them when the parameters are not stacked)."""
+        self.lrs[e] = lr
+        if len(set(self.lrs)) == 1:  # one rate: the scalar arithmetic, bitwise torch's
+            self.lr, self.scales = self.lrs[0], None
+            return
+        self.scales = []
+        for flat, *_ in self.groups:
+            scale = torch.empty_like(flat)
+            offset = 0
+            for p in self._params:
+                if p.dtype != flat.dtype:
+                    continue
+                n = p.numel()
+                scale[offset : offset + n].view_as(p).copy_(
+                    torch.tensor(self.lrs, dtype=p.dtype).reshape(-1, *[1] * (p.ndim - 1)).expand_as(p)
+                )
+                offset += n
+            self.scales.append(scale)
+
     @torch.no_grad()
     def step(self) -> None:
         self.steps += 1
         # the same scalar arithmetic as torch.optim.adam._multi_tensor_adam
-        step_size = (self.lr / (1 - self.beta1**self.steps)) * -1
+        bias_correction1 = 1 - self.beta1**self.steps
+        step_size = (self.lr / bias_correction1) * -1
         bias_correction2_sqrt = (1 - self.beta2**self.steps) ** 0.5
-        for param, grad, exp_avg, exp_avg_sq in self.groups:
+        for i, (param, grad, exp_avg, exp_avg_sq) in enumerate(self.groups):
             exp_avg.lerp_(grad, 1 - self.beta1)
             exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
             denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
-            param.addcdiv_(exp_avg, denom, value=step_size)
+            if self.scales is None:
+                param.addcdiv_(exp_avg, denom, value=step_size)
+            else:  # per-member rates: lr_e / (1 − β₁ᵗ) elementwise
+                param.addcdiv_(exp_avg * self.scales[i], denom, value=-1 / bias_correction1)
 
 
 def make_optimizer(flow: torch.nn.Module, lr: float) -> FlatAdam:
@@ -192,6 +266,127 @@ def _finite_params(flow: Flow) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in flow.parameters())
 
 
+class _Members:
+    """The members of one training loop, batched: E runs behind one interface. A run alone is an
+    ensemble of one. :class:`_StackedMembers` batches stackable flows (every product over the
+    members at once, :class:`~flowtheory.science.ensemble.Stacked`); :class:`_SingleMember` holds
+    one flow of any family (zuko's, batch norm, a Hutchinson penalty) and calls its own layers.
+    Both give the loop the same four things: parameters, the minibatch loss per member, the
+    evaluation (validation NLL and the monitored objective per member) and the diagnostics."""
+
+    E: int
+    flows: list[Flow]
+
+    def parameters(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def loss(self, xb: Tensor, gens: list[torch.Generator]) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
+        raise NotImplementedError
+
+    def evaluate(self, x: Tensor, x_eval: Tensor) -> tuple[list[float], list[float]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def diagnostics(self, probe: Tensor) -> list[dict[str, float]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class _StackedMembers(_Members):
+    def __init__(self, flows: list[Flow], stabs: list[Stabilizer]) -> None:
+        from flowtheory.science.ensemble import Stacked
+
+        self.flows, self.stabs, self.E = flows, stabs, len(flows)
+        self.stacked = Stacked(flows)
+        self.jacobian = bool(ensemble_family(stabs[0], flows[0].d))
+        like = next(iter(flows[0].parameters()))
+        self.alpha = torch.tensor([s.alpha for s in stabs], dtype=like.dtype, device=like.device)
+        self.weight = any(s.kind == "weight" for s in stabs)
+
+    def parameters(self):
+        return self.stacked.parameters()
+
+    def bind(self) -> None:
+        self.stacked.bind()
+
+    def _nll_pen(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        from flowtheory.science.ensemble import nll
+
+        if self.jacobian:
+            y, ladj, J = self.stacked.forward_and_jacobian(x)
+            return nll(y, ladj), self.alpha * J.pow(2).sum((-2, -1)).mean(-1)
+        return self.stacked.nll(x), (self.alpha * self.stacked.weight_sq() if self.weight else None)
+
+    def loss(self, xb, gens):
+        return self._nll_pen(xb)
+
+    @torch.no_grad()
+    def evaluate(self, x, x_eval):
+        valid = _stacked_nll(self.stacked, x)
+        nll_e, pen = self._nll_pen(x_eval)
+        obj = nll_e if pen is None else nll_e + pen
+        return valid, obj.tolist()
+
+    @torch.no_grad()
+    def diagnostics(self, probe):
+        return _stacked_diagnostics(self.stacked, probe)
+
+
+class _SingleMember(_Members):
+    def __init__(self, flow: Flow, stab: Stabilizer) -> None:
+        self.flows, self.stab, self.E = [flow], stab, 1
+
+    def parameters(self):
+        return self.flows[0].parameters()
+
+    def bind(self) -> None:
+        pass
+
+    def loss(self, xb, gens):
+        nll, pen = self.stab.nll_and_penalty(self.flows[0], xb[0], gens[0])
+        return nll[None], (pen[None] if self.stab.penalized else None)
+
+    def evaluate(self, x, x_eval):
+        flow = self.flows[0]
+        valid = evaluate_nll(flow, x)
+        was = flow.training
+        flow.eval()
+        try:
+            nll, pen = self.stab.nll_and_penalty(flow, x_eval[0], torch.Generator(device=x.device).manual_seed(0))
+            obj = (nll + pen).item() if self.stab.penalized else nll.item()
+        finally:
+            flow.train(was)
+        return [valid], [obj]
+
+    def diagnostics(self, probe):
+        return [diagnostics(self.flows[0], probe)]
+
+
+def _members(flows: list[Flow], stabs: list[Stabilizer]) -> _Members:
+    """The batched form when the flows stack and their stabilizers share one ensemble family, else
+    one member (a run that cannot be batched trains alone, through the same loop)."""
+    from flowtheory.science.ensemble import stackable
+
+    family = ensemble_family(stabs[0], flows[0].d)
+    if family is not None and all(ensemble_family(s, flows[0].d) == family for s in stabs) and stackable(flows):
+        return _StackedMembers(flows, stabs)
+    if len(flows) == 1:
+        return _SingleMember(flows[0], stabs[0])
+    raise ValueError(
+        "train_ensemble: these runs cannot be batched (different or unsupported architectures, or "
+        "stabilizers of different ensemble families: Hutchinson penalties train one run at a time)"
+    )
+
+
+def _eval_inputs(x_valid: Tensor, stabs: list[Stabilizer], seeds: list[int]) -> Tensor:
+    """Each member's evaluation set for the monitored objective, (E, n, d): the validation points,
+    with one fixed draw of the member's injected noise (seeded, so the objective is a deterministic
+    function of the parameters and its change is optimization progress, not sampling noise)."""
+    out = x_valid.expand(len(stabs), -1, -1).clone()
+    for e, (s, seed) in enumerate(zip(stabs, seeds, strict=True)):
+        if s.kind == "noise":
+            out[e] = s.corrupt(x_valid, torch.Generator(device=x_valid.device).manual_seed(EVAL_NOISE_SEED + seed))
+    return out
+
+
 def train(
     flow: Flow,
     x_train: Tensor,
@@ -200,8 +395,10 @@ def train(
     cfg: TrainConfig,
     seed: int,
     log: Callable[[str], None] = print,
+    polish: bool = True,
 ) -> TrainResult:
-    """Trains ``flow`` in place by minibatch maximum likelihood plus the stabilizer.
+    """Trains ``flow`` in place by minibatch maximum likelihood plus the stabilizer: a run alone is
+    an ensemble of one (:func:`train_ensemble`, the one training loop).
 
     Arguments:
         flow: the flow (its parameters' dtype sets the arithmetic).
@@ -210,48 +407,14 @@ def train(
         cfg: training settings.
         seed: seeds one ``torch.Generator`` for shuffling, noise and Hutchinson probes.
         log: called with one line per epoch.
+        polish: whether the run may be polished (``cfg.polish_iters``; the caller says no where the
+            objective has no finite optimum, e.g. unregularized runs on degenerate data).
 
     Raises:
         ValueError: if the data contain NaN or inf (bad input, not a divergence of training) or the
             data's dimension is not the flow's.
     """
-    _check_data(x_train, x_valid, flow.d)
-    g = torch.Generator(device=x_train.device).manual_seed(seed)
-    opt = make_optimizer(flow, cfg.lr)
-    probe = x_train[: cfg.probe_points]
-    result = TrainResult()
-    good_state = _snapshot(flow)
-    n = len(x_train)
-    flow.train()
-    for epoch in range(1, cfg.epochs + 1):
-        perm = torch.randperm(n, generator=g, device=x_train.device)
-        nll_sum = pen_sum = 0.0
-        batches = 0
-        for i in range(0, n, cfg.batch_size):
-            xb = stab.corrupt(x_train[perm[i : i + cfg.batch_size]], g)
-            result.steps += 1
-            values = step(flow, opt, stab, xb, g)
-            if values is None:
-                return _diverged(flow, result, good_state, epoch, log)
-            nll_sum += values[0]
-            pen_sum += values[1]
-            batches += 1
-        if not _finite_params(flow):
-            return _diverged(flow, result, good_state, epoch, log)
-        row = {
-            "epoch": epoch,
-            "step": result.steps,
-            "train_nll": nll_sum / batches,
-            "penalty": pen_sum / batches,
-            "valid_nll": evaluate_nll(flow, x_valid),
-        }
-        if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs:
-            row.update(diagnostics(flow, probe))
-        result.history.append(row)
-        good_state = _snapshot(flow)
-        result.checkpoint_epoch = epoch
-        log(_epoch_line(row, cfg.epochs))
-    return result
+    return train_ensemble([flow], x_train, x_valid, [stab], cfg, [seed], log, polish=[polish])[0]
 
 
 def train_ensemble(
@@ -262,116 +425,267 @@ def train_ensemble(
     cfg: TrainConfig,
     seeds: list[int],
     log: Callable[[str], None] = print,
+    polish: list[bool] | None = None,
 ) -> list[TrainResult]:
-    """:func:`train` for several runs at once, batched (:class:`flowtheory.science.ensemble.Stacked`).
+    """The one training loop: E runs at once (one when alone), batched where they stack.
 
-    Every member has its own stabilizer and seed and consumes its own generator exactly as
-    :func:`train` does (shuffling, noise), so each member's result equals training it alone up to
-    float round-off. A member that diverges stops as it would alone (its checkpoint is its last
-    finite epoch) while the others go on. The members must be :func:`~flowtheory.science.ensemble.stackable`
-    and their stabilizers of one :func:`ensemble_family`.
+    Every member has its own stabilizer, seed and learning rate and consumes its own generator
+    exactly as it would alone (shuffling, noise), so each member's result equals training it alone
+    up to float round-off. Per member and per epoch the loop records the training NLL, the
+    validation NLL, the monitored objective (:func:`_eval_inputs`) and diagnostics. The schedule
+    (``cfg.schedule``, :class:`TrainConfig`) anneals a member's learning rate when its objective
+    stops improving and stops the member once it is converged; a member that diverges stops with its
+    last finite epoch as checkpoint. The others go on. Afterwards members with ``polish`` get the
+    full-batch L-BFGS polish (:func:`polish_lbfgs`) when ``cfg.polish_iters`` > 0.
     """
-    from flowtheory.science.ensemble import Stacked, nll
-
     if len(flows) != len(stabs) or len(flows) != len(seeds):
         raise ValueError("train_ensemble needs one flow, stabilizer and seed per member")
-    jacobian = ensemble_family(stabs[0], flows[0].d)
-    if jacobian is None or any(ensemble_family(s, flows[0].d) != jacobian for s in stabs):
-        raise ValueError(
-            "train_ensemble: the members' stabilizers must all be exact Jacobian penalties or all "
-            "none, weight or noise (Hutchinson penalties train one run at a time)"
-        )
     _check_data(x_train, x_valid, flows[0].d)
-    E = len(flows)
-    stacked = Stacked(flows)
-    opt = FlatAdam(stacked.parameters(), cfg.lr)
-    stacked.bind()
-    gens = [torch.Generator(device=x_train.device).manual_seed(s) for s in seeds]
-    # per member: α of its penalty (0 for none and noise, whose penalty term is then exactly 0)
-    alpha = torch.tensor([s.alpha for s in stabs], dtype=x_train.dtype, device=x_train.device)
-    weight = any(s.kind == "weight" for s in stabs)
+    members = _members(flows, stabs)
+    E = members.E
+    opt = FlatAdam(members.parameters(), cfg.lr, members=E if E > 1 else None)
+    members.bind()
+    device = x_train.device
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     probe = x_train[: cfg.probe_points]
+    x_eval = _eval_inputs(x_valid, stabs, seeds)
     results = [TrainResult() for _ in range(E)]
-    good = [p.detach().clone() for p in stacked.stack]  # every member's last finite epoch
-    frozen: dict[int, list[Tensor]] = {}  # diverged members: their stacked slices, restored each step
+    monitors = [_Monitor(cfg) for _ in range(E)]
+    good = [p.detach().clone() for p in members.parameters()]  # every member's last finite epoch
+    frozen: dict[int, list[Tensor]] = {}  # stopped members (diverged or converged): slices restored each step
     n = len(x_train)
     for f in flows:
         f.train()
-    stacked.train()
     for epoch in range(1, cfg.epochs + 1):
         live = [e for e in range(E) if e not in frozen]
         if not live:
             break
-        # each live member draws its own permutation, as alone; a frozen one's rows are never used
+        # each live member draws its own permutation, as alone; a stopped one's rows are never used
         order = torch.stack(
             [
-                torch.randperm(n, generator=g, device=x_train.device)
-                if e in live
-                else torch.arange(n, device=x_train.device)
+                torch.randperm(n, generator=g, device=device) if e in live else torch.arange(n, device=device)
                 for e, g in enumerate(gens)
             ]
         )
         noisy = [e for e in live if stabs[e].kind == "noise"]
-        nll_sum = [0.0] * E
-        pen_sum = [0.0] * E
+        nll_sum, pen_sum = [0.0] * E, [0.0] * E
         batches = 0
         for i in range(0, n, cfg.batch_size):
             xb = x_train[order[:, i : i + cfg.batch_size]]  # (E, batch, d): one gather for all members
             for e in noisy:
                 xb[e] = stabs[e].corrupt(xb[e], gens[e])
-            if jacobian:
-                y, ladj, J = stacked.forward_and_jacobian(xb)
-                nlls = nll(y, ladj)
-                pen = alpha * J.pow(2).sum((-2, -1)).mean(-1)
-            else:
-                nlls = stacked.nll(xb)
-                pen = alpha * stacked.weight_sq() if weight else None
-            loss = nlls if pen is None else nlls + pen  # none and noise alone: no penalty term
+            nlls, pen = members.loss(xb, gens)
+            loss = nlls if pen is None else nlls + pen  # none and noise: no penalty term
             values = loss.tolist()
-            finite = [math.isfinite(v) for v in values]
             for e in live:
                 results[e].steps += 1
-            newly = [e for e in live if not finite[e]]
-            for e in newly:
-                _freeze(results[e], good, epoch, log, stacked, e, frozen)
+            for e in [e for e in live if not math.isfinite(values[e])]:
+                _stop(members, frozen, e, good)
+                _mark_diverged(results[e], epoch, log)
             live = [e for e in live if e not in frozen]
             if not live:
                 break
             opt.zero_grad()
             loss[live].sum().backward() if len(live) < E else loss.sum().backward()
             opt.step()
-            _restore(stacked, frozen)
+            _restore(members, frozen)
             nl, pl = (values, [0.0] * E) if pen is None else (nlls.tolist(), pen.tolist())
             for e in live:
                 nll_sum[e] += nl[e]
                 pen_sum[e] += pl[e]
             batches += 1
         for e in list(live):
-            if e not in frozen and not _finite_params(flows[e]):
-                _freeze(results[e], good, epoch, log, stacked, e, frozen)
+            if not _finite_params(flows[e]):
+                _stop(members, frozen, e, good)
+                _mark_diverged(results[e], epoch, log)
         live = [e for e in live if e not in frozen]
         if not live:
             break
-        # the per-epoch evaluation of all members in one batched pass (as evaluate_nll, diagnostics)
-        valid = _stacked_nll(stacked, x_valid)
-        diag = (
-            _stacked_diagnostics(stacked, probe) if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs else None
-        )
+        good = [p.detach().clone() for p in members.parameters()]  # this epoch is finite: the checkpoint
+        valid, objective = members.evaluate(x_valid, x_eval)  # all members in one batched pass
+        diag = members.diagnostics(probe) if epoch % cfg.diagnostics_every == 0 or epoch == cfg.epochs else None
         for e in live:
             row = {
                 "epoch": epoch,
                 "step": results[e].steps,
+                "phase": "adam",
+                "lr": opt.member_lr(e),
                 "train_nll": nll_sum[e] / batches,
                 "penalty": pen_sum[e] / batches,
                 "valid_nll": valid[e],
+                "objective": objective[e],
             }
             if diag is not None:
                 row.update(diag[e])
             results[e].history.append(row)
             results[e].checkpoint_epoch = epoch
-            log(_epoch_line(row, cfg.epochs, f"[{stabs[e].name} seed {seeds[e]}] "))
-        good = [p.detach().clone() for p in stacked.stack]
+            log(_epoch_line(row, cfg.epochs, f"[{stabs[e].name} seed {seeds[e]}] " if E > 1 else ""))
+            action = monitors[e].update(objective[e])
+            if action == "decay":
+                opt.set_member_lr(e, opt.member_lr(e) * cfg.decay)
+                log(
+                    f"  [{stabs[e].name} seed {seeds[e]}] objective flat over {cfg.window} epochs: lr -> {opt.member_lr(e):.3g}"
+                )
+            elif action == "converged":
+                results[e].status = "converged"
+                _stop(members, frozen, e, list(members.parameters()))
+                log(f"  [{stabs[e].name} seed {seeds[e]}] converged at epoch {epoch}")
+    for e, r in enumerate(results):
+        r.convergence = monitors[e].summary()
+        if r.status == "running":
+            r.status = "converged" if monitors[e].converged_at_end() else "not_converged"
+    if cfg.polish_iters > 0:
+        for e, r in enumerate(results):
+            if r.status != "diverged" and (polish is None or polish[e]):
+                polish_lbfgs(flows[e], x_train, x_valid, x_eval[e], stabs[e], cfg, seeds[e], r, log)
     return results
+
+
+class _Monitor:
+    """The convergence criterion of one member, fixed in advance (docs/measurements.md#convergence):
+    every epoch the monitored objective's improvement over the last ``window`` epochs is
+    ``best before the window − best within it``. Under the plateau schedule, an improvement below
+    ``tol`` anneals the learning rate by ``decay`` (at most ``max_decays`` times, ``window`` epochs
+    apart); below ``tol`` again at the last rate, the member is converged and stops. Under the
+    constant schedule (the authors') the rate never changes and the run stops at the epoch cap; it
+    counts as converged if its last window improved by less than ``tol``."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.values: list[float] = []
+        self.since = 0  # epochs since the start or the last decay
+        self.decays = 0
+
+    def improvement(self) -> float:
+        w = self.cfg.window
+        if len(self.values) <= w:
+            return math.inf
+        return min(self.values[:-w]) - min(self.values[-w:])
+
+    def update(self, value: float) -> str | None:
+        self.values.append(value if math.isfinite(value) else math.inf)
+        self.since += 1
+        if self.cfg.schedule != "plateau" or self.since < self.cfg.window or self.improvement() >= self.cfg.tol:
+            return None
+        if self.decays < self.cfg.max_decays:
+            self.decays += 1
+            self.since = 0
+            return "decay"
+        return "converged"
+
+    def converged_at_end(self) -> bool:
+        if self.cfg.schedule == "plateau":
+            return False  # it would have stopped itself
+        return self.improvement() < self.cfg.tol
+
+    def summary(self) -> dict[str, float]:
+        imp = self.improvement()
+        return {
+            "conv_window_change": imp if math.isfinite(imp) else math.nan,
+            "conv_tol": self.cfg.tol,
+            "conv_window": self.cfg.window,
+            "conv_decays": self.decays,
+            "objective_final": self.values[-1] if self.values else math.nan,
+        }
+
+
+def polish_lbfgs(
+    flow: Flow,
+    x_train: Tensor,
+    x_valid: Tensor,
+    x_eval: Tensor,
+    stab: Stabilizer,
+    cfg: TrainConfig,
+    seed: int,
+    result: TrainResult,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Full-batch L-BFGS (strong Wolfe line search) on the run's penalized training objective, in
+    chunks of ``cfg.polish_chunk`` iterations up to ``cfg.polish_iters``: second-order polishing for
+    small smooth flows, where minibatch Adam approaches the optimum slowly (docs/measurements.md#convergence).
+    Noise injection's objective is an expectation over the noise: it is replaced by its average over
+    ``cfg.noise_replicas`` fixed draws of the noisy training set (seeded). The polish is converged
+    when a chunk improves the training objective by less than ``cfg.polish_tol`` nats, or L-BFGS stops
+    on its own tolerance; the run's status is then ``converged``. A polish that makes the objective
+    non-finite is undone (the run keeps its Adam state and status). Each chunk appends one history row
+    (``phase`` = ``lbfgs``)."""
+    params = [p for p in flow.parameters() if p.requires_grad]
+    g = torch.Generator(device=x_train.device).manual_seed(POLISH_NOISE_SEED + seed)
+    if stab.kind == "noise":
+        x_fit = torch.cat([stab.corrupt(x_train, g) for _ in range(cfg.noise_replicas)])
+    else:
+        x_fit = x_train
+    flow.train()
+
+    def objective() -> Tensor:
+        nll, pen = stab.nll_and_penalty(
+            flow, x_fit, torch.Generator(device=x_train.device).manual_seed(POLISH_NOISE_SEED)
+        )
+        return nll + pen if stab.penalized else nll
+
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=cfg.polish_chunk,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = objective()
+        if torch.isfinite(loss):
+            loss.backward()
+        return loss
+
+    with torch.no_grad():
+        before = objective().item()
+    backup = _snapshot(flow)
+    last_epoch = result.history[-1]["epoch"] if result.history else 0
+    done = 0
+    converged = False
+    while done < cfg.polish_iters:
+        opt.step(closure)
+        iters = opt.state[opt._params[0]]["n_iter"] - done
+        done += iters
+        with torch.no_grad():
+            after = objective().item()
+        if not math.isfinite(after) or not _finite_params(flow):
+            flow.load_state_dict(backup)
+            log(f"  polish: non-finite objective after {done} L-BFGS iterations; undone")
+            converged = False
+            break
+        backup = _snapshot(flow)
+        improvement = before - after
+        before = after
+        valid, obj = _SingleMember(flow, stab).evaluate(x_valid, x_eval[None])
+        row = {
+            "epoch": last_epoch,
+            "step": result.steps,
+            "phase": "lbfgs",
+            "lr": math.nan,
+            "train_nll": math.nan,
+            "penalty": math.nan,
+            "valid_nll": valid[0],
+            "objective": obj[0],
+            "polish_iter": done,
+            "polish_objective": after,
+            **diagnostics(flow, x_train[: cfg.probe_points]),
+        }
+        result.history.append(row)
+        log(f"  polish: {done} L-BFGS iterations, training objective {after:.6f} (improved {improvement:.3g})")
+        if improvement < cfg.polish_tol or iters < cfg.polish_chunk:
+            converged = True
+            break
+    result.convergence.update(
+        polish_iters=done,
+        polish_converged=converged,
+        objective_final=result.history[-1]["objective"] if result.history else math.nan,
+    )
+    if converged:
+        result.status = "converged"
 
 
 @torch.no_grad()
@@ -381,8 +695,7 @@ def _stacked_nll(stacked, x: Tensor, batch_size: int = 1000) -> list[float]:
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].expand(stacked.E, -1, -1)
         y, ladj = stacked(xb)
-        log_prob = -0.5 * (y**2).sum(-1) - 0.5 * stacked.d * math.log(2 * math.pi) + ladj
-        for e, v in enumerate((-log_prob.sum(-1)).tolist()):
+        for e, v in enumerate((gaussian_nll(y, ladj) * len(xb[0])).tolist()):
             total[e] += v
     return [t / len(x) for t in total]
 
@@ -391,7 +704,11 @@ def _stacked_nll(stacked, x: Tensor, batch_size: int = 1000) -> list[float]:
 def _stacked_diagnostics(stacked, x: Tensor) -> list[dict[str, float]]:
     """:func:`diagnostics` of every member at once."""
     _, ladj, J = stacked.forward_and_jacobian(x.expand(stacked.E, -1, -1))
-    s = torch.linalg.svdvals(J)
+    return _diag_dicts(torch.linalg.svdvals(J), ladj)
+
+
+def _diag_dicts(s: Tensor, ladj: Tensor) -> list[dict[str, float]]:
+    """Diagnostics from singular values s (E, n, d) and log-dets (E, n), one dict per member."""
     cond = s[..., 0] / s[..., -1]
     return [
         {
@@ -401,7 +718,7 @@ def _stacked_diagnostics(stacked, x: Tensor) -> list[dict[str, float]]:
             "cond_max": cond[e].max().item(),
             "max_abs_logdet": ladj[e].abs().max().item(),
         }
-        for e in range(stacked.E)
+        for e in range(s.shape[0])
     ]
 
 
@@ -414,32 +731,35 @@ def ensemble_family(stab: Stabilizer, d: int) -> bool | None:
     return False
 
 
-def _freeze(result, good: list[Tensor], epoch, log, stacked, e, frozen) -> None:
-    """A member diverged: back to its last finite epoch (its slice of the stacked snapshot ``good``;
-    the member's parameters are views of the stack), and kept there while the others train."""
-    frozen[e] = [g[e].clone() for g in good]
-    _restore(stacked, {e: frozen[e]})
-    _mark_diverged(result, epoch, log)
+def _member_values(members: _Members, tensors, e: int) -> list[Tensor]:
+    """Member ``e``'s values of the (stacked or single) parameters ``tensors``, copied."""
+    return [t.detach()[e].clone() if isinstance(members, _StackedMembers) else t.detach().clone() for t in tensors]
+
+
+def _stop(members: _Members, frozen: dict[int, list[Tensor]], e: int, source) -> None:
+    """Stops member ``e`` at the values of ``source`` (its last finite epoch when it diverged, its
+    current state when it converged) and keeps it there while the others train."""
+    frozen[e] = _member_values(members, source, e)
+    _restore(members, {e: frozen[e]})
 
 
 @torch.no_grad()
-def _restore(stacked, frozen: dict[int, list[Tensor]]) -> None:
-    """Writes the frozen members' values into their slices. Through ``.data``, as loading a member's
+def _restore(members: _Members, frozen: dict[int, list[Tensor]]) -> None:
+    """Writes the stopped members' values into their slices. Through ``.data``, as loading a member's
     state dict does: a member that diverges between a forward pass and its backward keeps the graph
     valid (its own gradient is not used)."""
+    stacked = isinstance(members, _StackedMembers)
     for e, values in frozen.items():
-        for p, v in zip(stacked.stack, values, strict=True):
-            p.data[e] = v
+        for p, v in zip(members.parameters(), values, strict=True):
+            if stacked:
+                p.data[e] = v
+            else:
+                p.data.copy_(v)
 
 
 def _snapshot(flow: Flow) -> dict[str, Tensor]:
-    """A copy of the flow's state (the checkpoint kept for a divergence)."""
+    """A copy of the flow's state (restored when a polish step makes it non-finite)."""
     return {k: v.detach().clone() for k, v in flow.state_dict().items()}
-
-
-def _diverged(flow: Flow, result: TrainResult, good_state: dict, epoch: int, log: Callable) -> TrainResult:
-    flow.load_state_dict(good_state)
-    return _mark_diverged(result, epoch, log)
 
 
 def _mark_diverged(result: TrainResult, epoch: int, log: Callable) -> TrainResult:

@@ -1,5 +1,6 @@
 """The analysis stage's job: the flow's local covariance at validation points against the
-k-nearest-neighbour covariance and the closed-form oracles (rule ``analysis``, ``workflow/scripts/analysis.py``)."""
+k-nearest-neighbour covariance and the closed-form oracles, and the run's exact gap to the optimum of
+what it is trained on (rule ``analysis``, ``workflow/scripts/analysis.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from flowtheory.datasets.truth import truth
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.checkpoints import Trained
 from flowtheory.pipeline.config import HIGHDIM, n_points
-from flowtheory.science import oracles
+from flowtheory.pipeline.runkey import RunKey
+from flowtheory.science import optimum, oracles
 from flowtheory.science.covariance import (
     flow_local_cov,
     knn_local_cov,
@@ -23,7 +26,7 @@ from flowtheory.science.covariance import (
     subspace_angle_deg,
 )
 
-__all__ = ["run", "run_many"]
+__all__ = ["gap", "run", "run_many"]
 
 
 def run(
@@ -34,12 +37,17 @@ def run(
     run_metrics_path: str,
     out_points: str,
     out_metrics: str,
+    dataset: dict | None = None,
+    data_seed: int = 0,
 ) -> dict:
-    """Covariance analysis of one run: the flow's local covariance against kNN and closed forms.
+    """Covariance analysis of one run: the flow's local covariance against kNN and closed forms,
+    and its gap to the optimum (:func:`gap`).
 
     ``intrinsic_dim`` is the data set's true intrinsic dimension k
     (:func:`flowtheory.datasets.truth.truth`; None when unknown): where k < d the flow's and the kNN
-    covariance's top-k eigenspaces (the tangent spaces) are compared.
+    covariance's top-k eigenspaces (the tangent spaces) are compared. ``dataset`` is the data set's
+    spec (``data.datasets.<name>``: its kind and generator parameters) and ``data_seed`` the data
+    seed (``data.seed``), which seeds the gap's samples of the target.
     """
     tr = Trained.load(data_path, model_path, run_metrics_path)
     data, run, flow, lam, d = tr.data, tr.run, tr.flow, tr.lam, tr.d
@@ -97,6 +105,8 @@ def run(
             metrics["relerr_oracle_unshrunk_median"] = median(
                 rel_frobenius(cov_flow, shrunk_oracle(data["x_train"], 0.0)[None])
             )
+    g = gap(tr, dataset, data_seed, cfg["n_points"], storage.load_checkpoint(model_path)[1]["stabilizer"])
+    metrics.update(gap_nats=g.nats, gap_se=g.se, gap_median=g.median, gap_kind=g.kind, gap_target_std=g.target_std)
     if tr.kind == "linear":
         W = flow.weight_matrices()[0].detach().double().numpy()
         for label, lam_ref in (("", lam), ("_unshrunk", 0.0)):
@@ -134,11 +144,56 @@ def _manifold_oracle(
     )
 
 
-def run_many(cfg: dict, intrinsic_dim: int | None, data_path: str, runs: list[dict], log=print) -> list[dict]:
+def gap(tr: Trained, dataset: dict | None, data_seed: int, n: int, stabilizer: dict) -> optimum.Gap:
+    """The run's exact gap to the optimum of what it is trained on, in nats (docs/theory.md §2.6).
+
+    A linear flow: its penalized training objective minus the objective's minimum, in closed form
+    from the training points. Any other flow on data of known density: KL(p‖q) to the target p of
+    :func:`flowtheory.science.optimum.kl_target`, from ``n`` samples of p drawn from the data seed's
+    own stream (the same samples for every run of an experiment); else NaN and why.
+
+    Arguments:
+        tr: the trained run.
+        dataset: the data set's spec (``data.datasets.<name>``), None when not known.
+        data_seed: the data seed (``data.seed``).
+        n: the number of samples of p.
+        stabilizer: the run's stabilizer spec (``kind``, ``lam``; the checkpoint's meta).
+    """
+    stab_kind = str(stabilizer.get("kind", "none"))
+    if tr.kind == "linear":
+        layer = tr.flow.layers[0]
+        W, b = (p.detach().double().numpy() for p in (layer.W, layer.b))
+        return optimum.linear_gap(W, b, tr.data["x_train"], stab_kind, tr.lam)
+    if dataset is None:
+        return optimum.Gap.none(f"{optimum.NONE_UNKNOWN} (no data set spec)")
+    t = truth(dataset)
+    noise = float(tr.data["noise"]) if "noise" in tr.data else t.noise
+    s, label = optimum.kl_target(t.kind, noise, stab_kind, tr.lam, t.degenerate)
+    if not math.isfinite(s):
+        return optimum.Gap.none(label)
+
+    def log_q(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return tr.flow.log_prob(torch.as_tensor(x, dtype=tr.dtype)).double().numpy()
+
+    return optimum.flow_gap(log_q, t.kind, dataset, s, label, n, optimum.gap_rng(data_seed))
+
+
+def run_many(
+    cfg: dict,
+    intrinsic_dim: int | None,
+    data_path: str,
+    runs: list[dict],
+    log=print,
+    dataset: dict | None = None,
+    data_seed: int = 0,
+) -> list[dict]:
     """:func:`run` for every run of one experiment (``runs``: dicts of ``stabilizer``, ``seed``,
-    ``model``, ``run_metrics``, ``points``, ``metrics``)."""
+    ``model``, ``run_metrics``, ``points``, ``metrics``) on the data set ``dataset`` (its spec) drawn
+    with ``data_seed``."""
     out = []
     for r in runs:
-        log(f"run {r['stabilizer']}/seed{r['seed']}")
-        out.append(run(cfg, intrinsic_dim, data_path, r["model"], r["run_metrics"], r["points"], r["metrics"]))
+        log(f"run {RunKey('', r['stabilizer'], r['seed']).label}")
+        paths = (r["model"], r["run_metrics"], r["points"], r["metrics"])
+        out.append(run(cfg, intrinsic_dim, data_path, *paths, dataset=dataset, data_seed=data_seed))
     return out

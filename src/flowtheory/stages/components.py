@@ -13,6 +13,7 @@ import torch
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.checkpoints import Trained
 from flowtheory.pipeline.config import ALIGN_K, HIGHDIM, n_points
+from flowtheory.pipeline.runkey import RunKey
 from flowtheory.science.components import align_signs, class_overlaps, extract, intrinsic_dimension, subspace_overlaps
 from flowtheory.science.stats import pca
 
@@ -164,6 +165,6 @@ def run_many(cfg: dict, data_path: str, runs: list[dict], log=print) -> list[dic
     ``model``, ``run_metrics``, ``npz``, ``csv``, ``metrics``)."""
     out = []
     for r in runs:
-        log(f"run {r['stabilizer']}/seed{r['seed']}")
+        log(f"run {RunKey('', r['stabilizer'], r['seed']).label}")
         out.append(run(cfg, data_path, r["model"], r["run_metrics"], r["npz"], r["csv"], r["metrics"]))
     return out

@@ -6,18 +6,19 @@ from __future__ import annotations
 import pandas as pd
 
 from flowtheory.pipeline import storage
+from flowtheory.pipeline.runkey import RunKey
 
 __all__ = ["run_key", "summarize_components", "summarize_metrics", "summarize_train"]
 
 #: columns of the history table kept for the figures and ``dvc plots``
-HISTORY_COLUMNS = ["epoch", "train_nll", "valid_nll", "smax", "smin", "cond"]
+HISTORY_COLUMNS = ["epoch", "phase", "lr", "train_nll", "valid_nll", "objective", "smax", "smin", "cond"]
 
 
 def run_key(path: str, stage_dir: str) -> tuple[str, str, int]:
-    """``results/<stage>/<experiment>/<stabilizer>/seed<k>/<file>`` -> (experiment, stabilizer, k)."""
-    parts = path.split("/")
-    i = parts.index(stage_dir)
-    return parts[i + 1], parts[i + 2], int(parts[i + 3].removeprefix("seed"))
+    """``results/<stage>/<experiment>/<stabilizer>/seed<k>/<file>`` -> (experiment, stabilizer, k)
+    (:meth:`RunKey.from_path`)."""
+    key = RunKey.from_path(path, stage_dir)
+    return key.experiment, key.stabilizer, key.seed
 
 
 def summarize_metrics(metric_paths: list[str], stage_dir: str, out_json: str) -> dict:
@@ -25,7 +26,7 @@ def summarize_metrics(metric_paths: list[str], stage_dir: str, out_json: str) ->
     out: dict = {}
     for path in metric_paths:
         e, s, k = run_key(path, stage_dir)
-        out.setdefault(e, {}).setdefault(s, {})[f"seed{k}"] = storage.load_json(path)
+        out.setdefault(e, {}).setdefault(s, {})[RunKey.seed_name(k)] = storage.load_json(path)
     storage.save_json(out_json, out)
     return out
 
@@ -55,7 +56,7 @@ def summarize_components(metric_paths: list[str], out_json: str, out_csv: str) -
                         {
                             "experiment": e,
                             "stabilizer": s,
-                            "seed": int(seed.removeprefix("seed")),
+                            "seed": RunKey.parse_seed(seed),
                             "component": k,
                             "var_yhat": var,
                             "var_y": m["var_y"][k],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,12 +18,20 @@ from flowtheory.pipeline.config import RunSpec
 from flowtheory.science.ensemble import stackable
 from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train, train_ensemble, trend
+from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train_ensemble, trend
 
-__all__ = ["TREND_FRACTION", "run", "run_many"]
+__all__ = ["PERTURB_INIT", "TREND_FRACTION", "perturb_init", "perturb_ulps", "run", "run_many"]
 
 #: fraction of the epochs over which NLL and singular-value trends are fitted
 TREND_FRACTION = 0.25
+#: The round-off switch (``bench/chaos.py``, docs/measurements.md#ensembles): an environment
+#: variable that moves every initial parameter of every run (after ``build_flow``) by whole ulps of
+#: its dtype (``torch.nextafter``): ``up`` or ``1`` one ulp towards +inf, ``down`` or ``-1`` one
+#: towards -inf, a signed integer N that many; unset, empty or ``0``: off. It stands in for another
+#: host's round-off. Deliberately not a config key: the DAG, the params and DVC's records stay those
+#: of the unperturbed run, so a perturbed run is a replica of that run (rerun it with
+#: ``snakemake --forcerun train``).
+PERTURB_INIT = "FLOWTHEORY_PERTURB_INIT"
 
 
 def _device(name: str) -> torch.device:
@@ -52,9 +61,36 @@ class _Run:
 def _setup(spec: dict, d: int, out: tuple[str, str, str]) -> _Run:
     rs = RunSpec(**spec)
     stab = Stabilizer.from_config(rs.stabilizer, rs.stab)  # validates before any work
-    cfg = TrainConfig(rs.epochs, rs.lr, rs.batch_size, rs.probe_points, rs.diagnostics_every)
+    cfg = TrainConfig(rs.epochs, rs.lr, rs.batch_size, rs.probe_points, rs.diagnostics_every, **rs.schedule)
     flow = build_flow(rs.flow, d, getattr(torch, rs.dtype), seed=rs.seed).to(_device(rs.device))
+    perturb_init(flow, os.environ.get(PERTURB_INIT, ""))
     return _Run(rs, stab, cfg, flow, out)
+
+
+def perturb_ulps(value: str | None) -> int:
+    """The signed number of ulps a :data:`PERTURB_INIT` value asks for (0: off)."""
+    text = (value or "").strip().lower()
+    named = {"": 0, "up": 1, "down": -1}
+    if text in named:
+        return named[text]
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{PERTURB_INIT}={value!r}: expected up, down or a signed number of ulps") from None
+
+
+def perturb_init(flow: torch.nn.Module, ulps: int | str) -> int:
+    """Moves every parameter of ``flow`` by ``ulps`` ulps of its own dtype (> 0 towards +inf, < 0
+    towards -inf; a string as :func:`perturb_ulps` reads it), in place. Returns the ulps."""
+    n = perturb_ulps(ulps) if isinstance(ulps, str) else int(ulps)
+    if n == 0:
+        return 0
+    with torch.no_grad():
+        for p in flow.parameters():
+            target = torch.full_like(p, math.copysign(math.inf, n))
+            for _ in range(abs(n)):
+                p.copy_(torch.nextafter(p, target))
+    return n
 
 
 def _tensors(data: dict, r: _Run) -> tuple[Tensor, Tensor]:
@@ -70,6 +106,11 @@ def _announce(r: _Run, d: int, log: Callable[[str], None], together: int = 1) ->
         f"run {r.rs.run_id}: {r.rs.flow['kind']} flow, {count_parameters(r.flow)} parameters, d={d}, "
         f"stabilizer {r.stab.kind} lam={r.stab.lam} (authors' knobs {r.stab.authors_knobs()}), {r.rs.epochs} epochs"
         + (f", batched with {together - 1} other run(s)" if together > 1 else "")
+        + (
+            f"; initial parameters moved {n:+d} ulp(s) ({PERTURB_INIT})"
+            if (n := perturb_ulps(os.environ.get(PERTURB_INIT)))
+            else ""
+        )
     )
 
 
@@ -101,25 +142,25 @@ def run_many(runs: list[dict], data_path: str, log: Callable[[str], None] = prin
     metrics: dict[int, dict] = {}
     for group in groups.values():
         x_train, x_valid = _tensors(data, group[0])
-        if len(group) > 1 and stackable([r.flow for r in group]):
-            for r in group:
-                _announce(r, d, log, len(group))
+        if len(group) > 1 and not stackable([r.flow for r in group]):
+            parts = [[r] for r in group]  # flows that cannot be batched: an ensemble of one each
+        else:
+            parts = [group]
+        for part in parts:
+            for r in part:
+                _announce(r, d, log, len(part))
             results = train_ensemble(
-                [r.flow for r in group],
+                [r.flow for r in part],
                 x_train,
                 x_valid,
-                [r.stab for r in group],
-                group[0].cfg,
-                [r.rs.seed for r in group],
+                [r.stab for r in part],
+                part[0].cfg,
+                [r.rs.seed for r in part],
                 log=log,
+                polish=[r.rs.polish for r in part],
             )
-        else:
-            results = []
-            for r in group:
-                _announce(r, d, log)
-                results.append(train(r.flow, *_tensors(data, r), r.stab, r.cfg, seed=r.rs.seed, log=log))
-        for r, result in zip(group, results, strict=True):
-            metrics[id(r)] = _write(r, d, result)
+            for r, result in zip(part, results, strict=True):
+                metrics[id(r)] = _write(r, d, result)
     return [metrics[id(r)] for r in setups]
 
 
@@ -145,13 +186,14 @@ def _write(r: _Run, d: int, result: TrainResult) -> dict:
         "run": rs.run_id,
         "status": result.status,
         "diverged_step": result.diverged_step,
-        "message": "converged" if result.status == "converged" else f"diverged at step {result.diverged_step}",
+        "message": _message(result),
         "steps": result.steps,
-        "epochs_completed": len(hist),
+        "epochs_completed": int((hist["phase"] != "lbfgs").sum()) if "phase" in hist else len(hist),
         "checkpoint_epoch": result.checkpoint_epoch,
         "n_parameters": count_parameters(flow),
         "lam": stab.lam,
         **stab.authors_knobs(),
+        **result.convergence,
         **_curve_summary(hist),
     }
     storage.save_csv(out_history, hist)
@@ -160,6 +202,20 @@ def _write(r: _Run, d: int, result: TrainResult) -> dict:
     # clone: the parameters are views of the optimizer's flat buffer; save each one on its own
     storage.save_checkpoint(out_model, {k: v.cpu().clone() for k, v in flow.state_dict().items()}, meta)
     return metrics
+
+
+def _message(result: TrainResult) -> str:
+    if result.status == "diverged":
+        return f"diverged at step {result.diverged_step}"
+    c = result.convergence
+    change = c.get("conv_window_change", math.nan)
+    polish = f", L-BFGS {c['polish_iters']} iterations" if c.get("polish_iters") else ""
+    if result.status == "converged":
+        return f"converged after {result.steps} steps{polish} (last window improved {change:.3g} nats)"
+    return (
+        f"not converged: cap reached after {result.steps} steps{polish}; the objective still improved "
+        f"{change:.3g} nats over the last {c.get('conv_window', '?')} epochs (tol {c.get('conv_tol', math.nan):.3g})"
+    )
 
 
 def _curve_summary(hist: pd.DataFrame) -> dict:
@@ -179,6 +235,9 @@ def _curve_summary(hist: pd.DataFrame) -> dict:
                 "cond_last",
             )
         }
+    final = hist  # every row, the polish's included: the final state
+    if "phase" in hist:  # the trends are those of the Adam epochs
+        hist = hist[hist["phase"] != "lbfgs"].reset_index(drop=True)
     sm = hist["smax"].dropna()
     nll = hist["train_nll"].to_numpy()
     tail = max(int(len(nll) * (1 - TREND_FRACTION)) - 1, 0)  # the epoch where the fitted tail starts
@@ -189,11 +248,11 @@ def _curve_summary(hist: pd.DataFrame) -> dict:
         # (smax(end) - smax(tail start)) / smax(end): about 0.25 for linear growth, 0 when bounded
         "smax_rel_growth": float((sm_tail.iloc[-1] - sm_tail.iloc[0]) / sm_tail.iloc[-1]) if len(sm_tail) else math.nan,
         "final_train_nll": float(hist["train_nll"].iloc[-1]),
-        "final_valid_nll": float(hist["valid_nll"].iloc[-1]),
+        "final_valid_nll": float(final["valid_nll"].iloc[-1]),
         "min_train_nll": float(hist["train_nll"].min()),
         "nll_slope": trend(hist["train_nll"].to_numpy(), TREND_FRACTION),
         "smax_first": float(sm.iloc[0]) if len(sm) else math.nan,
-        "smax_last": float(sm.iloc[-1]) if len(sm) else math.nan,
+        "smax_last": float(final["smax"].dropna().iloc[-1]) if final["smax"].notna().any() else math.nan,
         "smax_slope": trend(sm.to_numpy(), TREND_FRACTION) if len(sm) > 1 else math.nan,
-        "cond_last": float(hist["cond"].dropna().iloc[-1]) if hist["cond"].notna().any() else math.nan,
+        "cond_last": float(final["cond"].dropna().iloc[-1]) if final["cond"].notna().any() else math.nan,
     }
