@@ -111,13 +111,14 @@ def _config_for(table: dict) -> dict:
     return {"seeds": [0], "experiments": {e: {"stabilizers": list(p["stabilizers"])} for e, p in table.items()}}
 
 
-def _claims(table: dict, modern: bool) -> list[dict]:
+def _claims(table: dict, modern: bool):
     """``results/claims.json`` for ``table``: every claim of paper_map.yaml on every experiment it
-    selects, the verdicts cycling through PASS, FAIL, NOT_AT_OPTIMUM (``modern``: with direction,
-    margin and a conclusion per paper claim) and N/A."""
+    selects. Old style: a list of records, verdicts PASS and FAIL. New style (``modern``): the
+    sectioned file of the claims stage (``claims``, ``conclusions``, ``error_vs_gap``), verdicts
+    cycling through PASS, FAIL, NOT_AT_OPTIMUM (some for capacity), NOT_FAR_ENOUGH and N/A, with a
+    direction and a margin."""
     paper_map = yaml.safe_load((ROOT / "paper_map.yaml").read_text())
-    verdicts = ["PASS", "FAIL", "NOT_AT_OPTIMUM", "PASS", "N/A"] if modern else ["PASS", "FAIL"]
-    conclusions = ["reproduces", "within stated limits", "does not reproduce"]
+    verdicts = ["PASS", "FAIL", "NOT_AT_OPTIMUM", "NOT_FAR_ENOUGH", "PASS", "N/A"] if modern else ["PASS", "FAIL"]
     out, n = [], 0
     for entry in paper_map["claims"]:
         results = {}
@@ -127,22 +128,29 @@ def _claims(table: dict, modern: bool) -> list[dict]:
             res["passed"] = res["verdict"] == "PASS"
             res["stabilizers"] = stabs
             if modern:
-                res.update(direction="<=", margin=0.5 - n % 3)
+                res.update(direction="<=", margin=thr * (0.5 - n % 3), flow_family=table[exp]["flow"]["family"])
+                res["optimum_state"] = "capacity" if n % 4 == 2 else "at_optimum"
             results[exp] = res
             n += 1
-        record = {
-            "id": entry["id"],
-            "claim": entry["claim"],
-            "paper_claim": entry["paper_claim"],
-            "figure": entry["figure"],
-            "threshold": entry["threshold"],
-            "verdict": "PASS" if results else "N/A",
-            "experiments": results,
-        }
-        if modern:
-            record["conclusion"] = conclusions[entry["paper_claim"] % 3]
-        out.append(record)
-    return out
+        out.append(
+            {
+                "id": entry["id"],
+                "claim": entry["claim"],
+                "paper_claim": entry["paper_claim"],
+                "figure": entry["figure"],
+                "threshold": entry["threshold"],
+                "verdict": "PASS" if results else "N/A",
+                "experiments": results,
+            }
+        )
+    if not modern:
+        return out
+    words = ["reproduces", "reproduces within stated limits", "does not reproduce", "not conclusive"]
+    conclusions = [
+        {"paper_claim": k, "conclusion": words[k % 4], "statement": c["statement"], "cause": f"because {k}"}
+        for k, c in paper_map["paper_claims"].items()
+    ]
+    return {"claims": out, "conclusions": conclusions, "error_vs_gap": {}}
 
 
 def _write_stage_outputs(root: Path, table: dict, modern: bool = False) -> dict[str, str]:

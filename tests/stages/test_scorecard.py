@@ -45,7 +45,11 @@ NEW = [
         ({"verdict": "FAIL"}, "fail"),
         ({"verdict": "NOT_AT_OPTIMUM"}, "not_at_optimum"),
         ({"verdict": "not at optimum"}, "not_at_optimum"),
-        ({"verdict": "FAIL", "reachable": False}, "cannot_reach"),
+        ({"verdict": "NOT_AT_OPTIMUM", "optimum_state": "capacity"}, "cannot_reach"),
+        ({"verdict": "NOT_FAR_ENOUGH"}, "not_at_optimum"),
+        ({"verdict": "PASS", "optimum_state": "capacity"}, "pass"),
+        ({"verdict": "FAIL", "reachable": False}, "fail"),
+        ({"verdict": "CANNOT_REACH"}, "cannot_reach"),
         ({"verdict": "N/A", "note": "the flow cannot reach the optimum"}, "cannot_reach"),
         ({"verdict": "N/A"}, "na"),
         ({"verdict": "NOT RUN"}, "not_run"),
@@ -66,8 +70,11 @@ def test_margin_in_the_checks_direction():
     # a correlation against 0.999: the distances to 1 count
     pca = {"id": "x", "check": "pca"}
     assert scorecard.margin({"verdict": "PASS", "measured": 0.9995, "threshold": 0.999}, rec, pca) == pytest.approx(0.5)
-    # the claims stage's own margin wins; an equality check is ±1; nothing known is NaN
-    assert scorecard.margin({"verdict": "PASS", "margin": 0.25, "measured": 1, "threshold": 2}, rec, below) == 0.25
+    # the claims stage's own margin (in the metric's units) over the threshold; an equality check is
+    # ±1; nothing known is NaN
+    assert scorecard.margin({"verdict": "PASS", "margin": 0.5, "measured": 1.5, "threshold": 2}, rec, below) == 0.25
+    res = {"verdict": "PASS", "margin": 0.0005, "measured": 0.9995, "threshold": 0.999, "direction": ">="}
+    assert scorecard.margin(res, rec) == pytest.approx(0.5)
     assert scorecard.margin({"verdict": "FAIL", "measured": 3, "threshold": 2}, rec, {"check": "intrinsic_dim"}) == -1
     assert math.isnan(scorecard.margin({"verdict": "PASS", "measured": None, "threshold": 1.0}, rec, below))
 
@@ -85,10 +92,22 @@ def test_conclusions_derived_or_as_given(tmp_path):
     rows = {r["claim"]: r for r in scorecard.conclusions(records, given)}
     assert rows[2]["conclusion"] == "within stated limits" and rows[2]["source"] == "claims.json"
     assert rows[2]["not_at_optimum"] == 1 and rows[2]["pass"] == 1
-    # a mapping with a top-level conclusions entry
-    path.write_text(json.dumps({"claims": NEW, "conclusions": {"1": "does not reproduce"}}))
+    # the sectioned file of the claims stage: conclusions as a list with statements and causes
+    sectioned = {
+        "claims": NEW,
+        "conclusions": [
+            {"paper_claim": 1, "conclusion": "does not reproduce", "statement": "Linear flows whiten", "cause": "x"},
+        ],
+        "error_vs_gap": {},
+    }
+    path.write_text(json.dumps(sectioned))
     records, given = scorecard.load(path)
-    assert {r["claim"]: r["conclusion"] for r in scorecard.conclusions(records, given)}[1] == "does not reproduce"
+    rows = {r["claim"]: r for r in scorecard.conclusions(records, given, {5: "Components"})}
+    assert rows[1]["conclusion"] == "does not reproduce" and rows[1]["statement"] == "Linear flows whiten"
+    assert rows[1]["cause"] == "x" and rows[5]["statement"] == "Components"
+    # derived as the claims stage derives it: PASS and NOT_AT_OPTIMUM only: within stated limits
+    rows = {r["claim"]: r for r in scorecard.conclusions(records, {})}
+    assert rows[2]["conclusion"] == "reproduces within stated limits"
     table = scorecard.conclusions_table(records, given)
     assert list(table["claim"]) == [1, 2, 3, 4, 5] and "conclusion" in table
 

@@ -8,13 +8,13 @@
 
 # %% [markdown]
 # # Figure B: ill-posed maximum likelihood on degenerate data, and its fix (paper claims 3 and 4)
-# Every experiment on degenerate data that has an unregularized run (selected by these properties,
-# `paths.NOTEBOOK_SHOWS`), every run. (a) The law of docs/theory.md Eq. (10): over the second half
-# of training the NLL falls by one nat per e-fold growth of the normal singular value, so ΔNLL
-# against Δ log s_max(J_f) follows y = −x for a diverging run and stays at the origin for a
-# stabilized one. (b) The divergence criterion of `degenerate_diverges` (paper_map.yaml): the
-# growth of s_max over the last quarter, per run. (c) Each stabilized run's final s_max·√λ against
-# the bound factor of `regularized_stable_*`. Per-run training curves are on the gallery pages.
+# Every run of every experiment on degenerate data that has an unregularized run (selected by these
+# properties, `paths.NOTEBOOK_SHOWS`). (a) The law of docs/theory.md Eq. (26) over the second half of
+# training: the NLL falls one nat per unit of log s_max per normal direction, so ΔNLL/(d − k)
+# against Δ log s_max follows y = −x for an unregularized run and stays at the origin for a
+# stabilized one. (b) The law's slope per run (the fit of the claims `*_illposed`, their band from
+# paper_map.yaml). (c) Each stabilized run's final s_max·√λ against the level bound of
+# `regularized_stable_*`, judged at convergence. Per-run training curves are on the gallery pages.
 
 # %%
 import pandas as pd

@@ -16,7 +16,7 @@
 # variance per component. Bottom, every stabilized run: each component's median local std over the
 # shrinkage floor (`components.floor_factor` of the config times √(σ² + λ)) by its rank relative to
 # the true intrinsic dimension, and the estimated against the true intrinsic dimension (the claim
-# `intrinsic_dimension_scurve`).
+# `intrinsic_dimension_manifolds`).
 
 # %%
 from flowtheory.stages import figures, paperfigs

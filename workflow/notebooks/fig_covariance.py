@@ -7,14 +7,14 @@
 # ---
 
 # %% [markdown]
-# # Local covariance of the flow against the kNN covariance (paper claim 2)
+# # Local covariance of the flow against the kNN covariance (paper claim 2, the kNN baseline)
 # Every experiment with a nonlinear flow on a manifold of known intrinsic dimension that is not a
-# strength sweep (selected by these properties, `paths.NOTEBOOK_SHOWS`). Left, one stabilized run
-# per data set in 2-D or 3-D (up to six): ellipses of the flow's local covariance (J_fᵀJ_f)⁻¹ (solid,
+# strength sweep (selected by these properties, `paths.NOTEBOOK_SHOWS`). Top, one stabilized run
+# per data set in 2-D or 3-D (up to four): ellipses of the flow's local covariance (J_fᵀJ_f)⁻¹ (solid,
 # the stabilizer's colour) and of the k-nearest-neighbour covariance (dotted black; k is
 # `analysis.knn_k` of the config), each scaled to unit trace and drawn at 2 standard deviations, in
-# the x₁–x_d plane. Right, every run: the median angle between the two tangent spaces, with the
-# threshold of `local_covariance_knn` (paper_map.yaml) and the angle of a random subspace.
+# the x₁–x_d plane. Below, every run: the median angle between the two tangent spaces, with the angle
+# of a random subspace. The claim itself is checked against the exact tangent spaces (Figure tangent).
 
 # %%
 from flowtheory.stages import figures, paperfigs

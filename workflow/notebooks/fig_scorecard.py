@@ -23,5 +23,6 @@ _, paper_map = figures.shown_runs(smk)
 records, conclusions = scorecard.load(getattr(smk.input, "claims", None))
 
 # %%
-fig = scorecard.draw(records, conclusions, list(smk.params.experiments), paper_map)
+statements = figures.paper_claims(getattr(smk.input, "paper_map", None))
+fig = scorecard.draw(records, conclusions, list(smk.params.experiments), paper_map, statements)
 figures.save(fig, smk.output.png, smk.output.pdf)

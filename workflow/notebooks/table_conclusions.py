@@ -20,7 +20,7 @@ from flowtheory.stages import figures, scorecard
 
 smk = figures.context(globals(), "table_conclusions")
 records, conclusions = scorecard.load(getattr(smk.input, "claims", None))
-table = scorecard.conclusions_table(records, conclusions)
+table = scorecard.conclusions_table(records, conclusions, figures.paper_claims(getattr(smk.input, "paper_map", None)))
 
 # %%
 storage.save_csv(smk.output.csv, table)

@@ -13,7 +13,7 @@
 # loss or parameters became non-finite (training stopped at `diverged_step`), and the count of each
 # training status
 # (`converged`, `not_converged`, `diverged`; older summaries know only the first and the last). A
-# run that diverges by the trend criterion of the claims (docs/measurements.md) may still be finite.
+# run on the ill-posedness law of the claims (docs/theory.md Eq. (26)) may still be finite.
 
 # %%
 import pandas as pd

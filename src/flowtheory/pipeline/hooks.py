@@ -110,8 +110,9 @@ def report_metadata(root: str = ".") -> dict[str, int]:
     count = {c: sum(r["conclusion"] == c for r in rows) for c in scorecard.CONCLUSIONS}
     return {
         "Paper claims that reproduce": count["reproduces"],
-        "Paper claims within stated limits": count["within stated limits"],
+        "Paper claims that reproduce within stated limits": count["reproduces within stated limits"],
         "Paper claims that do not reproduce": count["does not reproduce"],
+        "Paper claims not conclusive (no run at the optimum)": count["not conclusive"],
         "Paper claims not tested in this config": count["not tested in this config"],
         "Checks passed (claim × experiment)": sum(r["pass"] for r in rows),
         "Checks failed": sum(r["fail"] for r in rows),

@@ -212,9 +212,15 @@ def family_handles(families: Iterable[str]) -> list:
     ]
 
 
-def legend(ax, extra: list | None = None, **kw):
+#: legend labels are wrapped at this many characters, so that a legend stays inside its panel
+LEGEND_WIDTH = 46
+
+
+def legend(ax, extra: list | None = None, width: int = LEGEND_WIDTH, **kw):
     """The axes' labelled artists (reference lines, clipped markers) plus ``extra`` handles, in one
-    legend; nothing when there is nothing to name."""
+    legend with labels wrapped at ``width`` characters; nothing when there is nothing to name."""
+    import textwrap
+
     handles, labels = ax.get_legend_handles_labels()
     seen = dict(zip(labels, handles, strict=True))
     for h in extra or []:
@@ -223,7 +229,7 @@ def legend(ax, extra: list | None = None, **kw):
         return None
     kw.setdefault("fontsize", 7)
     kw.setdefault("framealpha", 0.9)
-    return ax.legend(list(seen.values()), list(seen), **kw)
+    return ax.legend(list(seen.values()), [textwrap.fill(t, width) for t in seen], **kw)
 
 
 # ----------------------------------------------------------------------------- reference lines

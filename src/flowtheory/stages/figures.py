@@ -48,6 +48,7 @@ __all__ = [
     "nothing",
     "nothing_table",
     "optional_json",
+    "paper_claims",
     "paper_map",
     "plane",
     "run_table",
@@ -159,6 +160,15 @@ def optional_json(path, default=None):
         return storage.load_json(path)
     except storage.DataError:
         return default
+
+
+def paper_claims(path) -> dict[int, str]:
+    """The five claims of the paper in words (``paper_claims`` of ``paper_map.yaml``, by number);
+    empty when the file has none."""
+    if not path or not Path(path).is_file():
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return {int(n): str(c.get("statement", "")) for n, c in (data.get("paper_claims") or {}).items() if c}
 
 
 def paper_map(path) -> dict[str, dict]:

@@ -14,7 +14,7 @@ function                  claim    what it shows
 :func:`linear`            1, 4, 5  eigenvalues of (WᵀW)⁻¹ against σᵢ² + λ; whitening error; PCA
 :func:`covariance`        2        ellipses of the flow's and the kNN local covariance; their angle
 :func:`tangent`           2        angle to the exact tangent space per manifold and family, kNN, chance
-:func:`training`          3        ΔNLL against Δ log s_max (Eq. (10)); the divergence criterion; bound
+:func:`training`          3        ΔNLL/(d − k) against Δ log s_max (Eq. (26)); the law's slope; bound
 :func:`shrinkage`         4        normal std against √(σ² + λ); sweep slopes (Eq. (16))
 :func:`sweep`             4        linear noise vs Tikhonov (shrunk vs unshrunk target); λ sweeps
 :func:`components`        5        S-curve y against ŷ; component scales against the floor; dimension
@@ -41,6 +41,7 @@ __all__ = [
     "covariance",
     "ellipses",
     "gap",
+    "illposed_claims",
     "latents",
     "linear",
     "mnist",
@@ -373,7 +374,9 @@ def ellipses(ax, points: pd.DataFrame, kind: str, lam: float, tangent: np.ndarra
     return True
 
 
-def _angle_strip(ax, sub: pd.DataFrame, column: str, pm: dict, claim: str, knn_k: int | None, baseline: str | None):
+def _angle_strip(
+    ax, sub: pd.DataFrame, column: str, pm: dict, claim: str | None, knn_k: int | None, baseline: str | None
+):
     """Per data set (x) and flow family (marker), each run's median angle (``column``), with the
     chance angle of a random subspace, the kNN ``baseline`` column's median and ``claim``'s threshold."""
     groups = _groups(sub)
@@ -396,7 +399,8 @@ def _angle_strip(ax, sub: pd.DataFrame, column: str, pm: dict, claim: str, knn_k
             label = "chance: a random k-plane in Rᵈ (median)" if first_chance else None
             ax.hlines(chance_angle_deg(d, int(k)), i - 0.4, i + 0.4, label=label, **fs.REF["chance"])
             first_chance = False
-    _thresholds(ax, pm, [claim], unit="°")
+    if claim:
+        _thresholds(ax, pm, [claim], unit="°")
     _group_axis(ax, groups, rotation=20 if len(groups) > 6 else 0)
     ax.set(ylim=(0, 90))
     fs.legend(ax, loc="upper left", ncols=2)
@@ -435,7 +439,7 @@ def covariance(runs: pd.DataFrame, pm: dict, points: dict, knn_k: int | None, ma
     ax = fig.add_subplot(grid[1, :])
     sub = runs[np.isfinite(runs["tangent_angle_knn_deg_median"].astype(float))].reset_index(drop=True)
     if len(sub):
-        _angle_strip(ax, sub, "tangent_angle_knn_deg_median", pm, "local_covariance_knn", knn_k, None)
+        _angle_strip(ax, sub, "tangent_angle_knn_deg_median", pm, None, knn_k, None)
     else:
         _nothing(ax, "no run with a known intrinsic dimension below d")
     ax.set(
@@ -491,80 +495,132 @@ def _tail_law(history: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def illposed_claims(pm: dict) -> list[dict]:
+    """The claims of ``paper_map.yaml`` that test the ill-posedness law (check ``illposed``)."""
+    return [e for e in pm.values() if e.get("check") == "illposed"]
+
+
+def _normal_dims(runs: pd.DataFrame) -> np.ndarray:
+    """d − k per run (NaN where the intrinsic dimension is unknown)."""
+    k = pd.to_numeric(runs["intrinsic_dim"], errors="coerce").to_numpy(float)
+    return runs["d"].to_numpy(float) - k
+
+
+def _law_slopes(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Per run, the claims' own least-squares slope of the NLL against log s_max over the second half
+    of training (:func:`flowtheory.stages.claims._history_fit`) and the range of log s_max it spans."""
+    from flowtheory.stages.claims import _history_fit  # the fit the verdicts use, not a second one
+
+    by_run = {key: h for key, h in history.groupby(["experiment", "stabilizer", "seed"], sort=False)}
+    rows = []
+    for r in runs.itertuples():
+        h = by_run.get((r.experiment, r.stabilizer, r.seed))
+        fit = _history_fit({c: h[c].tolist() for c in ("epoch", "train_nll", "smax")} if h is not None else None)
+        rows.append({"slope": fit.get("slope", np.nan), "log_range": fit.get("log_smax_range", np.nan)})
+    return pd.DataFrame(rows, index=runs.index, columns=["slope", "log_range"])
+
+
 def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
-    """Claim 3 (and 4's stability): (a) the ill-posedness law of Eq. (10) over the second half of
-    training, ΔNLL against Δ log s_max, one line per run; (b) the divergence criterion, the growth of
-    s_max over the last quarter per run; (c) the stabilized runs' final s_max·√λ against the bound."""
+    """Claim 3 (and 4's stability): (a) the ill-posedness law of docs/theory.md Eq. (26) over the second
+    half of training, ΔNLL/(d − k) against Δ log s_max, one line per run; (b) the law's slope per run
+    (the claims' fit) over d − k, by stabilizer kind; (c) the stabilized runs' final s_max·√λ against
+    the level bound of ``regularized_stable_*``."""
+    from matplotlib.lines import Line2D
+
     fig, (a, b, c) = fs.figure(
         fs.WIDE, "Claim 3: maximum likelihood is ill-posed on degenerate data; claim 4: stabilizers stop it", ncols=3
     )
-    meta = runs.set_index(["experiment", "stabilizer", "seed"])
+    runs = runs.reset_index(drop=True)
+    normal = _normal_dims(runs)
+    known = np.isfinite(normal) & (normal > 0)
+    per = np.where(known, normal, 1.0)  # d − k unknown (MNIST): at least one normal direction
+    meta = runs.assign(per=per, known=known).set_index(["experiment", "stabilizer", "seed"])
     keys = set(meta.index)
     hist = history[[k in keys for k in zip(history["experiment"], history["stabilizer"], history["seed"], strict=True)]]
+    laws = illposed_claims(pm)
+    tol = float(laws[0]["threshold"]) if laws else None
+    band_label = f"on the law: within {tol:g} of −1 per normal direction (the *_illposed claims)" if laws else None
+    unknown = Line2D(
+        [], [], ls="none", marker="o", markerfacecolor="none", color="0.3", label="d − k unknown: ΔNLL itself"
+    )
+    # (a) the law along each run
     law = _tail_law(hist)
     if len(law):
+        law = law.assign(
+            y=law["dnll"]
+            / [
+                meta.loc[(e, s_, k), "per"]
+                for e, s_, k in zip(law["experiment"], law["stabilizer"], law["seed"], strict=True)
+            ]
+        )
         xlim = fs.robust_limits(law["dlog"], include=[0])
-        ylim = fs.robust_limits(law["dnll"], include=[0])
+        ylim = fs.robust_limits(law["y"], include=[0])
         for (exp, stab, seed), g in law.groupby(["experiment", "stabilizer", "seed"], sort=False):
             m = meta.loc[(exp, stab, seed)]
             x, _ = fs.clip(g["dlog"], xlim)
-            y, _ = fs.clip(g["dnll"], ylim)
+            y, _ = fs.clip(g["y"], ylim)
             a.plot(x, y, color=fs.color(m["kind"], m["lam"]), lw=1.0, alpha=0.7)
             fs.scatter(
-                a, [g["dlog"].iloc[-1]], [g["dnll"].iloc[-1]], m["kind"], m["lam"], m["family"], xlim=xlim, ylim=ylim
+                a,
+                [g["dlog"].iloc[-1]],
+                [g["y"].iloc[-1]],
+                m["kind"],
+                m["lam"],
+                m["family"],
+                xlim=xlim,
+                ylim=ylim,
+                hollow=not m["known"],
             )
         grid = np.array(xlim)
-        fs.ref_line(a, grid, -grid, "ΔNLL = −Δ log s_max (one normal direction)")
+        if tol is not None:
+            a.fill_between(grid, -(1 + tol) * grid, -(1 - tol) * grid, color="0.9", zorder=0, label=band_label)
+        fs.ref_line(a, grid, -grid, "Eq. (26): −1 nat per unit of log s_max per normal direction")
         a.set(xlim=xlim, ylim=ylim)
-        fs.legend(a, loc="lower left")
+        fs.legend(a, [unknown] if (~known).any() else [], loc="lower left")
     else:
         _nothing(a, "no per-epoch s_max in the training history")
     a.set(
-        title="(a) Eq. (10): NLL falls as s_max grows",
+        title="(a) Eq. (26): the NLL falls as s_max grows",
         xlabel="Δ log s_max(J_f) since mid-training (binned)",
-        ylabel="Δ training NLL since mid-training (nats)",
+        ylabel="Δ training NLL / (d − k) since mid-training",
     )
-    # (b) growth of s_max over the last quarter, per run
-    if len(runs):
-        sub = runs.reset_index(drop=True)
+    # (b) the law's slope per run
+    fits = _law_slopes(runs, hist)
+    slope = fits["slope"].to_numpy(float) / per
+    ok = np.isfinite(slope)
+    if ok.any():
+        sub = runs[ok].reset_index(drop=True)
         kinds = sorted(sub["kind"].unique(), key=_kind_order)
         x = np.array([kinds.index(k) for k in sub["kind"]], float) + _offsets(sub, 0.5)
-        growth = sub["smax_rel_growth"].astype(float).to_numpy().copy()
-        growth[sub["status"].to_numpy() == "diverged"] = np.inf
-        entry = pm.get("degenerate_diverges") or pm.get("scurve_unregularized_diverges")
-        thr = [entry["threshold"]] if entry else []
-        lim = fs.robust_limits(growth, include=[*thr, 0])
-        falling = sub["nll_tail_drop"].astype(float).to_numpy() > 0
-        _points(b, sub[falling], x[falling], growth[falling], ylim=lim)
-        _points(b, sub[~falling], x[~falling], growth[~falling], ylim=lim, hollow=True)
-        _thresholds(b, pm, ["degenerate_diverges"])
+        lim = fs.robust_limits(slope[ok], include=[0, -1 - (tol or 0)])
+        min_range = max((float(e.get("min_log_range", 0.0)) for e in laws), default=0.0)
+        moved = fits["log_range"].to_numpy(float)[ok] >= min_range
+        if tol is not None:
+            b.axhspan(-1 - tol, -1 + tol, color="0.9", zorder=0, label=band_label)
+        _points(b, sub[moved], x[moved], slope[ok][moved], ylim=lim)
+        _points(b, sub[~moved], x[~moved], slope[ok][~moved], ylim=lim, hollow=True)
+        fs.hline(b, -1.0, "the law: −1 per normal direction (Eq. (26))", role="prediction")
+        fs.hline(b, 0.0, "0: a finite optimum", role="chance")
         b.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
         b.set(ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
-        from matplotlib.lines import Line2D
-
-        extra = [
-            Line2D([], [], ls="none", marker="o", color="0.4", label="filled: NLL still falling over the last quarter"),
-            Line2D(
-                [], [], ls="none", marker="o", markerfacecolor="none", color="0.4", label="open: NLL no longer falling"
-            ),
-        ]
-        if (sub["status"] == "diverged").any():
+        extra = []
+        if (~moved).any():
             extra.append(
                 Line2D(
                     [],
                     [],
                     ls="none",
-                    marker="^",
+                    marker="o",
                     markerfacecolor="none",
-                    color="0.4",
-                    label="non-finite (diverged): top edge",
+                    color="0.3",
+                    label=f"open: log s_max moved < {min_range:g} (slope not judged)",
                 )
             )
-        fs.legend(b, extra, loc="upper right")
+        fs.legend(b, extra, loc="lower left")
     else:
-        _nothing(b)
-    b.set(title="(b) the divergence criterion", ylabel="relative growth of s_max over the last quarter")
-    # (c) stabilized runs: s_max · √λ against the bound factor
+        _nothing(b, "no run with s_max per epoch over the second half")
+    b.set(title="(b) the law's slope per run", ylabel="slope of NLL against log s_max, / (d − k)")
+    # (c) stabilized runs: s_max · √λ against the bound factor, at convergence
     st = runs[(runs["kind"] != "none") & (runs["lam"] > 0)].reset_index(drop=True)
     if len(st):
         kinds = sorted(st["kind"].unique(), key=_kind_order)
@@ -574,14 +630,29 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         for entry in bound_claims(pm).values():
             bounds.setdefault(float(entry["bound_factor"]), []).append(entry["id"])
         lim = fs.robust_limits(y, log=True, include=[1.0, *bounds])
-        _points(c, st, x, y, ylim=lim)
+        conv = (st["status"] == "converged").to_numpy()
+        _points(c, st[conv], x[conv], y[conv], ylim=lim)
+        _points(c, st[~conv], x[~conv], y[~conv], ylim=lim, hollow=True)
         for value, ids in sorted(bounds.items()):
-            names = ", ".join(ids) if len(ids) == 1 else f"{len(ids)} claims ({ids[0]}, …)"
-            fs.hline(c, value, f"bound of {names}: s_max ≤ {value:g}/√λ", role="bound")
+            names = ids[0] if len(ids) == 1 else "the regularized_stable_* claims"
+            fs.hline(c, value, f"level bound s_max ≤ {value:g}/√λ ({names})", role="bound")
         fs.hline(c, 1.0, "1/√λ: one linear layer at the optimum", role="prediction")
         c.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
         c.set(yscale="log", ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
-        fs.legend(c, loc="upper right")
+        extra = []
+        if (~conv).any():
+            extra.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="none",
+                    marker="o",
+                    markerfacecolor="none",
+                    color="0.3",
+                    label="open: not converged (judged at convergence)",
+                )
+            )
+        fs.legend(c, extra, loc="upper right")
     else:
         _nothing(c, "no stabilized run on degenerate data")
     c.set(title="(c) stabilized runs against the bound", ylabel="final s_max(J_f) · √λ")
@@ -960,6 +1031,16 @@ def toys(runs: pd.DataFrame, npz: dict, max_columns: int = 6):
 # ----------------------------------------------------------------------------- the gap
 
 
+def _epsilons(pm: dict, ids) -> dict[float, list[str]]:
+    """The ``epsilon`` of claims ``ids`` (the largest gap at which a run counts as at the optimum), by value."""
+    out: dict[float, list[str]] = {}
+    for cid in ids:
+        eps = (pm.get(cid) or {}).get("epsilon")
+        if isinstance(eps, int | float) and not isinstance(eps, bool) and eps > 0:
+            out.setdefault(float(eps), []).append(cid)
+    return out
+
+
 def gap(runs: pd.DataFrame, pm: dict):
     """Geometric error against the run's gap to the optimum (nats, log x): the tangent angle, the
     normal-std factor and the whitening error, each with its claim's threshold. Where the analysis
@@ -1003,7 +1084,8 @@ def gap(runs: pd.DataFrame, pm: dict):
     ]
     gv = g.to_numpy()
     pos = gv[known & (gv > 0)]
-    xlim = fs.robust_limits(pos, log=True) if len(pos) else None
+    eps = [e for _, _, _, ids, _, _ in panels for e in _epsilons(pm, ids)]
+    xlim = fs.robust_limits(pos, log=True, include=eps) if len(pos) else None
     for ax, (y, title, label, ids, log, unit) in zip(axes, panels, strict=True):
         ok = known & np.isfinite(y)
         ax.set(title=title, ylabel=label, xlabel="gap to the optimum (nats, log)")
@@ -1028,6 +1110,11 @@ def gap(runs: pd.DataFrame, pm: dict):
                 )
         _points(ax, sub, gv[ok], y[ok], xlim=xlim, ylim=ylim)
         _thresholds(ax, pm, ids, unit=unit)
+        for value, names in _epsilons(pm, ids).items():
+            if xlim is None or xlim[0] <= value <= xlim[1]:
+                fs.vline(
+                    ax, value, f"ε of {', '.join(names)} ({value:g} nats): at the optimum to its left", role="bound"
+                )
         ax.set(xscale="log", yscale="log" if log else "linear", ylim=ylim)
         if xlim:
             ax.set_xlim(xlim)

@@ -50,30 +50,33 @@ PAPER_CLAIMS = {
     4: "Tikhonov regularization (weight, Jacobian, noise) shrinks the covariance by λ and stabilizes training",
     5: "Un-whitened components are local principal components; their scales show the intrinsic dimension",
 }
-#: the conclusions in order of strength, with their colours
+#: the conclusions (the claims stage's words, flowtheory.stages.claims.conclude), with their colours
 CONCLUSIONS = {
     "reproduces": "#1a9850",
-    "within stated limits": "#d9a400",
+    "reproduces within stated limits": "#d9a400",
     "does not reproduce": "#d73027",
-    "not tested in this config": "#9e9e9e",
+    "not conclusive": "#7f7f7f",
+    "not tested in this config": "#bdbdbd",
 }
 #: cell categories: (legend text, fill, hatch)
 CATEGORIES = {
     "pass": ("pass (shade: margin)", None, None),
     "fail": ("fail (shade: margin)", None, None),
-    "not_at_optimum": ("not at the optimum (training stopped short)", "#f6e8c3", "///"),
-    "cannot_reach": ("the flow cannot reach the optimum", "#d8daeb", "xxx"),
+    "not_at_optimum": ("not at the optimum, or not far enough (training stopped short)", "#f6e8c3", "///"),
+    "cannot_reach": ("the flow cannot reach the optimum (capacity)", "#d8daeb", "xxx"),
     "not_run": ("not run (summary lacks the runs)", "#bdbdbd", None),
     "na": ("N/A for this experiment", "#f0f0f0", None),
     "blank": ("check does not apply", "white", None),
 }
 _UNREACHABLE = {"CANNOT_REACH", "UNREACHABLE", "NOT_REACHABLE", "FLOW_CANNOT_REACH", "CANNOT_REACH_OPTIMUM"}
+_UNDECIDED = {"NOT_AT_OPTIMUM", "NOT_FAR_ENOUGH"}
 
 
 def load(path) -> tuple[list[dict], dict]:
     """``results/claims.json`` as (claim records, conclusions by paper claim number); both empty when
-    the file is absent or unreadable. Accepts the list the claims stage writes today and a mapping
-    with ``claims`` (or ``records``) and ``conclusions``."""
+    the file is absent or unreadable. Accepts the sectioned mapping the claims stage writes
+    (``claims``, ``conclusions`` as a list with ``paper_claim``, ``conclusion``, ``statement``,
+    ``cause``), a mapping of conclusions by number, and the plain list of records of older files."""
     if not path or not Path(path).is_file():
         return [], {}
     try:
@@ -92,11 +95,16 @@ def load(path) -> tuple[list[dict], dict]:
             n = int(str(key).removeprefix("claim").strip())
         except ValueError:
             continue
-        text = value.get("conclusion") if isinstance(value, dict) else value
-        if text:
-            found[n] = {"conclusion": str(text), "source": "claims.json"}
+        value = value if isinstance(value, dict) else {"conclusion": value}
+        if value.get("conclusion"):
+            found[n] = {
+                "conclusion": str(value["conclusion"]),
+                "statement": value.get("statement"),
+                "cause": value.get("cause"),
+                "source": "claims.json",
+            }
     for r in records:
-        if r.get("conclusion") and r.get("paper_claim") is not None:
+        if isinstance(r, dict) and r.get("conclusion") and r.get("paper_claim") is not None:
             found.setdefault(int(r["paper_claim"]), {"conclusion": str(r["conclusion"]), "source": "claims.json"})
     return [r for r in records if isinstance(r, dict) and "id" in r], found
 
@@ -106,14 +114,17 @@ def _verdict(res: dict) -> str:
 
 
 def category(res: dict | None) -> str:
-    """The cell category of one claim × experiment result (:data:`CATEGORIES`)."""
+    """The cell category of one claim × experiment result (:data:`CATEGORIES`): ``cannot_reach`` for
+    a run not at the optimum because its flow family cannot reach it (``optimum_state: capacity``
+    of the claims stage), ``not_at_optimum`` for NOT_AT_OPTIMUM and NOT_FAR_ENOUGH otherwise."""
     if res is None:
         return "blank"
     v = _verdict(res)
-    reason = " ".join(str(res.get(k, "")) for k in ("note", "reason", "gap_kind")).lower()
-    if v in _UNREACHABLE or res.get("reachable") is False or "cannot reach" in reason or "unreachable" in reason:
+    reason = " ".join(str(res.get(k, "")) for k in ("note", "reason", "cause")).lower()
+    capacity = res.get("optimum_state") == "capacity" or res.get("reachable") is False
+    if v in _UNREACHABLE or ((capacity or "cannot reach" in reason) and v not in ("PASS", "FAIL")):
         return "cannot_reach"
-    if v == "NOT_AT_OPTIMUM":
+    if v in _UNDECIDED:
         return "not_at_optimum"
     if v == "PASS":
         return "pass"
@@ -124,59 +135,72 @@ def category(res: dict | None) -> str:
     return "na"
 
 
+def _scale(threshold: float, measured: float | None, direction: str | None) -> float:
+    """What a margin is relative to: the threshold, or its distance to 1 for a threshold in (0.5, 1)
+    on a quantity bounded by 1 that must reach it (a correlation against 0.999)."""
+    if direction == ">=" and 0.5 < threshold < 1 and (measured is None or measured <= 1):
+        return 1 - threshold
+    return abs(threshold) if threshold else 1.0
+
+
 def margin(res: dict, record: dict, entry: dict | None = None) -> float:
-    """The result's margin in its check's direction: the claims stage's own ``margin`` when it writes
-    one, else (threshold − measured)/|threshold| for ``<=`` and (measured − threshold)/|threshold| for
-    ``>=`` (positive passes; for a threshold in (0.5, 1) on a quantity bounded by 1, such as a
-    correlation, the same on the distances to 1); ±1 for an equality check; NaN when unknown."""
-    if isinstance(res.get("margin"), int | float) and not isinstance(res.get("margin"), bool):
-        return float(res["margin"])
+    """The result's margin in its check's direction, relative to the threshold (positive: the
+    prediction holds with room): the claims stage's own signed ``margin`` (in the metric's units)
+    divided by the threshold's scale (:func:`_scale`), else (threshold − measured) for ``<=`` and
+    (measured − threshold) for ``>=`` over the same scale; ±1 for an equality check; NaN when
+    unknown."""
     direction = res.get("direction") or record.get("direction") or fs.direction(entry)
     measured, thr = res.get("measured"), res.get("threshold")
-    if direction == "==" or not isinstance(thr, int | float) or isinstance(thr, bool):
+    numeric = isinstance(thr, int | float) and not isinstance(thr, bool)
+    value = float(measured) if isinstance(measured, int | float) and not isinstance(measured, bool) else None
+    given = res.get("margin")
+    if isinstance(given, int | float) and not isinstance(given, bool):
+        return float(given) / _scale(float(thr), value, direction) if numeric else float(given)
+    if direction == "==" or not numeric:
         return {"pass": 1.0, "fail": -1.0}.get(category(res), math.nan)
-    if not isinstance(measured, int | float) or measured is None or math.isnan(float(measured)):
+    if value is None or math.isnan(value):
         return math.nan
-    measured, thr = float(measured), float(thr)
-    scale = abs(thr) if thr else 1.0
-    if direction == ">=" and 0.5 < thr < 1 and measured <= 1:
-        # a threshold near 1 on a quantity bounded by 1 (a correlation): the distance to 1 counts
-        return ((1 - thr) - (1 - measured)) / (1 - thr)
+    thr = float(thr)
     if direction == ">=":
-        return (measured - thr) / scale
+        return (value - thr) / _scale(thr, value, direction)
     if direction == "<=":
-        return (thr - measured) / scale
+        return (thr - value) / _scale(thr, value, direction)
     return math.nan
 
 
-def conclusions(records: list[dict], given: dict[int, dict]) -> list[dict]:
-    """One row per paper claim (1 to 5): its conclusion (from ``claims.json`` where it has one, else
-    derived: any failing check → does not reproduce; any not at the optimum, unreachable or not run →
-    within stated limits; all passing → reproduces; no applicable check → not tested) and the counts
-    of its verdicts."""
+def conclusions(records: list[dict], given: dict[int, dict], statements: dict[int, str] | None = None) -> list[dict]:
+    """One row per paper claim (1 to 5): its conclusion, from ``claims.json`` where it has one, else
+    derived from the verdicts as the claims stage derives it (any FAIL: does not reproduce; every
+    verdict PASS: reproduces; some PASS and the rest not at the optimum: reproduces within stated
+    limits; no PASS or FAIL: not conclusive; no applicable check: not tested in this config), and the
+    counts of its verdicts. ``statements``: the claims in words (``paper_claims`` of paper_map.yaml)."""
     out = []
-    for n, statement in PAPER_CLAIMS.items():
+    for n, default in PAPER_CLAIMS.items():
         cats = [
             category(res) for r in records if r.get("paper_claim") == n for res in (r.get("experiments") or {}).values()
         ]
         counts = {c: cats.count(c) for c in ("pass", "fail", "not_at_optimum", "cannot_reach", "not_run", "na")}
+        statement = (given.get(n) or {}).get("statement") or (statements or {}).get(n) or default
         if n in given:
             text, source = given[n]["conclusion"], "claims.json"
         elif not any(counts[c] for c in ("pass", "fail", "not_at_optimum", "cannot_reach", "not_run")):
             text, source = "not tested in this config", "derived from the verdicts"
         elif counts["fail"]:
             text, source = "does not reproduce", "derived from the verdicts"
-        elif counts["not_at_optimum"] or counts["cannot_reach"] or counts["not_run"]:
-            text, source = "within stated limits", "derived from the verdicts"
-        else:
+        elif counts["pass"] and counts["pass"] == len(cats) - counts["na"]:
             text, source = "reproduces", "derived from the verdicts"
-        out.append({"claim": n, "statement": statement, "conclusion": text, "source": source, **counts})
+        elif counts["pass"]:
+            text, source = "reproduces within stated limits", "derived from the verdicts"
+        else:
+            text, source = "not conclusive", "derived from the verdicts"
+        cause = (given.get(n) or {}).get("cause")
+        out.append({"claim": n, "statement": statement, "conclusion": text, "source": source, "cause": cause, **counts})
     return out
 
 
-def conclusions_table(records: list[dict], given: dict[int, dict]) -> pd.DataFrame:
+def conclusions_table(records: list[dict], given: dict[int, dict], statements: dict[int, str] | None = None):
     """:func:`conclusions` as the table the report's front page includes."""
-    rows = conclusions(records, given)
+    rows = conclusions(records, given, statements)
     return pd.DataFrame(
         [
             {
@@ -187,6 +211,7 @@ def conclusions_table(records: list[dict], given: dict[int, dict]) -> pd.DataFra
                 "failed": r["fail"],
                 "not at the optimum": r["not_at_optimum"],
                 "flow cannot reach": r["cannot_reach"],
+                "why": r["cause"] or "",
                 "source": r["source"],
             }
             for r in rows
@@ -203,7 +228,13 @@ def _cell_color(cat: str, m: float):
     return CATEGORIES[cat][1]
 
 
-def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm: dict):
+def draw(
+    records: list[dict],
+    given: dict[int, dict],
+    experiments: list[str],
+    pm: dict,
+    statements: dict[int, str] | None = None,
+):
     """The scorecard: rows the checks grouped by paper claim, columns the experiments, each cell
     coloured by the margin in the check's direction (hatched where not at or not reachable to the
     optimum); beside it the five conclusions."""
@@ -244,7 +275,7 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
                         if abs(m) >= 0.01
                         else f"{glyph}{m:+.1%}"
                     )
-                    if abs(m) >= 10 and math.isfinite(m):
+                    if cat in ("pass", "fail") and not exact and math.isfinite(m) and abs(m) >= 10:
                         txt = f"{glyph}{'≫' if m > 0 else '≪'}"
                     dark = cat in ("pass", "fail") and math.isfinite(m) and abs(m) > 0.3
                     ax.text(
@@ -305,13 +336,13 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
     side.axis("off")
     side.set_title("The paper's claims (docs/theory.md §1)", fontsize=10)
     y = 0.97
-    for c in conclusions(records, given):
+    for c in conclusions(records, given, statements):
         colour = CONCLUSIONS.get(c["conclusion"], "#555555")
         side.text(0.0, y, f"Claim {c['claim']}", fontsize=9, fontweight="bold", transform=side.transAxes, va="top")
         side.text(0.0, y - 0.035, textwrap.fill(c["statement"], 52), fontsize=7.5, transform=side.transAxes, va="top")
         side.text(
             0.0,
-            y - 0.105,
+            y - 0.095,
             f" {c['conclusion']} ",
             fontsize=9,
             fontweight="bold",
@@ -321,8 +352,15 @@ def draw(records: list[dict], given: dict[int, dict], experiments: list[str], pm
             bbox={"boxstyle": "round,pad=0.3", "facecolor": colour, "edgecolor": "none"},
         )
         counts = f"{c['pass']} pass · {c['fail']} fail · {c['not_at_optimum']} not at optimum · {c['cannot_reach']} unreachable"
+        why = textwrap.shorten(c["cause"], 150, placeholder=" …") if c.get("cause") else f"({c['source']})"
         side.text(
-            0.0, y - 0.15, f"{counts}\n({c['source']})", fontsize=6.5, color="0.35", transform=side.transAxes, va="top"
+            0.0,
+            y - 0.138,
+            f"{counts}\n{textwrap.fill(why, 75)}",
+            fontsize=6.5,
+            color="0.35",
+            transform=side.transAxes,
+            va="top",
         )
-        y -= 0.195
+        y -= 0.2
     return fig
