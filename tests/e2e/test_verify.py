@@ -116,13 +116,13 @@ CHAOS_CONFIG = "tests/configs/chaos_realnvp.yaml"  # g2_linear: stable; roll_nvp
 @pytest.fixture(scope="module")
 def chaos_run(tmp_path_factory):
     """The chaos config run and committed, then its chaos measurement (``python -m bench.chaos``,
-    one replica: every initial parameter one ulp up) committed beside the results."""
+    two replicas: every initial parameter one ulp up, then one down) committed beside the results."""
     project = make_project(tmp_path_factory.mktemp("chaos_project"), CHAOS_CONFIG)
     t0 = time.perf_counter()
     snakemake(project)
     commit_all(project, "results")
     t1 = time.perf_counter()
-    sh([sys.executable, "-m", "bench.chaos", "--perturb", "up", "--cores", "2"], project)
+    sh([sys.executable, "-m", "bench.chaos", "--perturb", "up", "down", "--cores", "2"], project)
     commit_all(project, "chaos measurement")
     print(f"\nchaos config: run {t1 - t0:.0f} s, chaos measurement {time.perf_counter() - t1:.0f} s")
     return project
@@ -137,7 +137,8 @@ def chaos_clone(chaos_run, tmp_path):
 
 def test_the_chaos_measurement_tells_the_stable_experiment_from_the_chaotic_one(chaos_run):
     doc = json.loads((chaos_run / CHAOS_JSON).read_text())
-    assert doc["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=up"] and doc["config"] == "config/config.yaml"
+    assert doc["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=up", "FLOWTHEORY_PERTURB_INIT=down"]
+    assert doc["config"] == "config/config.yaml"
     assert doc["summary"]["stable"] == ["g2_linear"] and doc["summary"]["chaotic"] == ["roll_nvp"]
     stable, chaotic = doc["experiments"]["g2_linear"], doc["experiments"]["roll_nvp"]
     assert stable["beyond_round_off"] == 0 and stable["largest_round_off"] < 1e-9
@@ -155,12 +156,13 @@ def _rerun_train(project: Path, monkeypatch, perturb: str | None = None) -> None
 
 
 def test_a_rerun_with_other_round_off_reproduces_given_the_chaos_measurement(chaos_clone, monkeypatch):
-    """Stands in for another machine: every run retrained from parameters one ulp *down* (the
-    measurement moved them up). The chaotic experiment lands elsewhere, within its measured spread;
-    verdicts decided from its chaotic numbers may flip and are counted apart; the stable experiment
-    reproduces to round-off. Without the measurement the same rerun is NOT REPRODUCED."""
+    """Stands in for another machine: every run retrained from parameters two ulps *down* (the
+    measurement moved them one up and one down). The chaotic experiment lands elsewhere, within its
+    measured spread; verdicts decided from its chaotic numbers may flip and are counted apart; the
+    stable experiment reproduces to round-off. Without the measurement the same rerun is NOT
+    REPRODUCED."""
     project = chaos_clone
-    _rerun_train(project, monkeypatch, "down")
+    _rerun_train(project, monkeypatch, "-2")
     rc, out = _verify(project)
     assert rc == 0, out
     last = out.strip().splitlines()[-1]
