@@ -502,7 +502,7 @@ def test_rows_are_matched_by_identity_and_a_chaotic_run_may_stop_elsewhere(chaos
 
 def test_the_committed_example_is_a_chaos_file():
     """tests/configs/chaos_realnvp.chaos.json: what python -m bench.chaos wrote for the chaos test
-    config (one replica, ulp up), the format's example."""
+    config (two replicas, ulp up and down), the format's example."""
     from flowtheory.pipeline.verify import Chaos, Where, fragile_verdicts, load_chaos
 
     doc = load_chaos(Path(__file__).parents[1] / "configs" / "chaos_realnvp.chaos.json")
