@@ -47,8 +47,8 @@ bench: setup  ## speed benchmarks, measured side by side (results in benchmarks/
 bench-compare: setup  ## old commit (OLD, default 6909fdb) vs this tree, tiny and paper configs, back to back
 	source $(BIN)/activate && python -m bench.compare --old $(or $(OLD),6909fdb)
 
-report: setup  ## one HTML report with every figure and caption
-	source $(BIN)/activate && snakemake --report results/report.html
+report: setup  ## one HTML report, opening on the conclusions and the scorecard, with every figure and caption
+	$(BIN)/python -m flowtheory.pipeline.hooks
 
 dvc.yaml: setup  ## regenerate dvc.yaml from src/flowtheory/pipeline/paths.py
 	$(BIN)/python -m flowtheory.pipeline.dvc_export > dvc.yaml

@@ -38,6 +38,9 @@ class Case:
     needs_fashion: bool = False
 
 
+#: the notebooks that show every experiment of any config
+EVERY_CONFIG = {"fig_scorecard", "fig_gap", "table_f_nll", "table_conclusions"}
+
 CASES = {
     "swissroll_realnvp": Case(
         claims={
@@ -48,11 +51,19 @@ CASES = {
             "local_covariance_oracle",
             "normal_std_shrinkage",
         },
-        figures={"fig_b_training", "fig_d_toys", "fig_covariance", "fig_tangent", "fig_shrinkage", "table_f_nll"},
+        figures={
+            "fig_b_training",
+            "fig_c_scurve",
+            "fig_d_toys",
+            "fig_covariance",
+            "fig_tangent",
+            "fig_shrinkage",
+            *EVERY_CONFIG,
+        },
     ),
     "gaussian_3d": Case(
         claims={"linear_whitening", "linear_components_pca", "shrinkage_closed_form", "noise_equals_tikhonov"},
-        figures={"fig_a_linear", "table_f_nll"},
+        figures={"fig_a_linear", "fig_sweep", *EVERY_CONFIG},
     ),
     "fashion_idx": Case(
         claims={
@@ -61,7 +72,7 @@ CASES = {
             "mnist_components_local",
             "regularized_stable_jacobian",
         },
-        figures={"fig_b_training", "fig_e_mnist", "table_f_nll"},
+        figures={"fig_b_training", "fig_e_mnist", *EVERY_CONFIG},
         needs_fashion=True,
     ),
 }

@@ -56,3 +56,37 @@ def test_an_old_claims_file_without_the_stop_is_copied_whole(tmp_path):
     splice_readme(readme, claims)
     block = readme.read_text().split(BEGIN)[1].split(END)[0]
     assert block.startswith("\n| id | result |") and "### Per experiment" in block
+
+
+def test_the_report_front_page_shows_the_conclusions_and_embeds_the_scorecard(tmp_path, monkeypatch):
+    """workflow/report/workflow.rst as Snakemake renders it (Jinja, then docutils, from the project
+    root): the conclusions table is read from its CSV and the scorecard is embedded as a data URI,
+    so that results/report.html shows both wherever it is opened."""
+    import json
+    from pathlib import Path
+
+    import jinja2
+    from docutils.core import publish_parts
+
+    from flowtheory.pipeline.hooks import register_report_directives, report_metadata
+    from flowtheory.stages import scorecard
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    claims = [
+        {"id": "a", "paper_claim": 1, "experiments": {"e": {"verdict": "PASS", "measured": 1.0, "threshold": 2.0}}},
+        {"id": "b", "paper_claim": 2, "experiments": {"e": {"verdict": "NOT_AT_OPTIMUM"}}},
+    ]
+    (tmp_path / "results" / "tables").mkdir(parents=True)
+    (tmp_path / "results" / "figures").mkdir(parents=True)
+    (tmp_path / "results" / "claims.json").write_text(json.dumps(claims))
+    scorecard.conclusions_table(claims, {}).to_csv(tmp_path / "results/tables/table_conclusions.csv", index=False)
+    (tmp_path / "results/figures/fig_scorecard.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a picture")
+    register_report_directives()
+    text = jinja2.Environment().from_string((root / "workflow/report/workflow.rst").read_text())
+    html = publish_parts(text.render(snakemake=None, categories={}, files=[]), writer="html")["html_body"]
+    assert "not conclusive" in html and "reproduces" in html  # claims 2 and 1
+    assert 'src="data:image/png;base64,' in html
+    meta = report_metadata(str(tmp_path))
+    assert meta["Paper claims that reproduce"] == 1 and meta["Paper claims not conclusive (no run at the optimum)"] == 1
+    assert meta["Checks not at the optimum"] == 1 and all(isinstance(v, int) for v in meta.values())

@@ -9,7 +9,11 @@
 # %% [markdown]
 # # Table F: train and validation NLL against stabilizer type and strength (paper claim 4)
 # Every experiment: mean ± standard deviation over seeds of the final training and validation NLL,
-# with how many seeds diverged (non-finite) and the largest singular value of J_f at the end.
+# the largest singular value of J_f at the end, and how the seeds ended: `non_finite`, the seeds whose
+# loss or parameters became non-finite (training stopped at `diverged_step`), and the count of each
+# training status
+# (`converged`, `not_converged`, `diverged`; older summaries know only the first and the last). A
+# run on the ill-posedness law of the claims (docs/theory.md Eq. (26)) may still be finite.
 
 # %%
 import pandas as pd
@@ -34,11 +38,16 @@ for exp, stabs in summary.items():
                     "seed": seed,
                     "train_nll": m["final_train_nll"],
                     "valid_nll": m["final_valid_nll"],
-                    "smax": m["smax_last"],
-                    "diverged": m["status"] == "diverged",
+                    "smax": m.get("smax_last"),
+                    "status": m.get("status", "unknown"),
+                    # stopped at a non-finite loss or parameters (older summaries: status diverged)
+                    "non_finite": (m["diverged_step"] is not None)
+                    if "diverged_step" in m
+                    else m.get("status") == "diverged",
                 }
             )
 df = pd.DataFrame(rows)
+STATUSES = ["converged", "not_converged", "diverged"]
 
 # %%
 if len(df):
@@ -46,7 +55,7 @@ if len(df):
         df.groupby(["experiment", "stabilizer", "lam"], sort=False)
         .agg(
             seeds=("seed", "count"),
-            diverged=("diverged", "sum"),
+            non_finite=("non_finite", "sum"),
             train_nll_mean=("train_nll", "mean"),
             train_nll_std=("train_nll", "std"),
             valid_nll_mean=("valid_nll", "mean"),
@@ -55,6 +64,9 @@ if len(df):
         )
         .reset_index()
     )
+    status = df.groupby(["experiment", "stabilizer", "lam"], sort=False)["status"]
+    for name in STATUSES + sorted(set(df.status) - set(STATUSES)):
+        table[f"status_{name}"] = status.apply(lambda s, n=name: int((s == n).sum())).to_numpy()
 else:
     table = figures.nothing_table("table_f_nll")
 storage.save_csv(smk.output.csv, table)

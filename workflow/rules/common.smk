@@ -54,6 +54,9 @@ wildcard_constraints:
 
 CONDA_ENV = "../envs/pipeline.yaml"
 
+# the report's front page embeds the scorecard (`.. flowtheory-image::`, workflow/report/workflow.rst)
+hooks.register_report_directives()
+
 # Every experiment's properties (data set ground truth, flow family, stabilizers): what claims and
 # figures select experiments by (flowtheory.pipeline.experiments).
 EXPERIMENTS = ftexperiments.describe(config)
@@ -176,6 +179,19 @@ def notebook_files(name):
 def notebook_experiments(name):
     """The experiments notebook `name` shows, selected by their properties, with those properties."""
     return paths.notebook_experiments(config, name, EXPERIMENTS)
+
+
+def gallery_inputs(wildcards):
+    """One experiment's gallery page: its stage directories and data, the summaries and verdicts."""
+    return {
+        **paths.gallery_inputs(config, wildcards.experiment),
+        "code": code("figures"),
+    }
+
+
+def gallery_params(wildcards):
+    """One experiment's properties and its per-run files, for its gallery page."""
+    return paths.gallery_params(config, wildcards.experiment, EXPERIMENTS)
 
 
 def notebook_outputs(name):

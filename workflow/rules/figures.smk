@@ -28,6 +28,34 @@ for _nb in paths.NOTEBOOKS:
             "../notebooks/{params.notebook}.py"
 
 
+# The gallery: one fixed-size page per experiment (workflow/notebooks/gallery.py), each under its own
+# subcategory of the report's "Gallery". The inputs are the experiment's own stage directories, its
+# data set and the summaries and verdicts every figure reads.
+rule gallery:
+    input:
+        unpack(gallery_inputs),
+    output:
+        png=report(
+            paths.GALLERY_PNG,
+            caption="../report/gallery.rst",
+            category="Gallery",
+            subcategory="{experiment}",
+        ),
+    log:
+        "logs/figures/gallery/{experiment}.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+    params:
+        notebook=paths.GALLERY_NOTEBOOK,
+        experiments=lambda wc: gallery_params(wc)["experiments"],
+        analysis=lambda wc: gallery_params(wc)["analysis"],
+        components=lambda wc: gallery_params(wc)["components"],
+    script:
+        "../notebooks/gallery.py"
+
+
 rule claims:
     input:
         **paths.SUMMARIES,

@@ -14,10 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flowtheory.pipeline.paths import CLAIMS_MD, STAGES, stage_files
+from flowtheory.pipeline.paths import CLAIMS_JSON, CLAIMS_MD, STAGES, stage_files
 from flowtheory.stages.claims import README_STOP
 
-__all__ = ["REPORT", "dvc_commit_on_success", "on_success", "splice_readme", "write_report"]
+__all__ = [
+    "REPORT",
+    "dvc_commit_on_success",
+    "on_success",
+    "register_report_directives",
+    "report_metadata",
+    "splice_readme",
+    "write_report",
+]
 
 REPORT = "results/report.html"
 
@@ -64,16 +72,76 @@ def splice_readme(readme: Path, claims_md: Path) -> str:
     return "readme: claims table up to date"
 
 
+#: the report's stylesheet: the front page (workflow/report/workflow.rst) as wide as the window
+REPORT_STYLE = "workflow/report/style.css"
+
+
+def register_report_directives() -> None:
+    """Registers ``.. flowtheory-image:: <path>``, an image embedded in the report as a data URI, for
+    the report's front page (``workflow/report/workflow.rst``). Snakemake's own ``embeddedimage`` sets
+    the data URI after the image node is built, so its image stays a link to a file that is not next
+    to ``results/report.html``. Called by the workflow (``workflow/rules/common.smk``): Snakemake
+    renders the report's text in the process that read the workflow."""
+    import base64
+    import mimetypes
+
+    from docutils.parsers.rst import directives
+    from docutils.parsers.rst.directives.images import Image
+
+    class EmbeddedImage(Image):
+        def run(self):
+            path = Path(directives.uri(self.arguments[0]))
+            if path.is_file():
+                mime = mimetypes.guess_type(path.name)[0] or "image/png"
+                self.arguments[0] = f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+            return super().run()
+
+    directives.register_directive("flowtheory-image", EmbeddedImage)
+
+
+def report_metadata(root: str = ".") -> dict[str, int]:
+    """The numbers the report's landing page lists beside the front page: how many of the paper's
+    claims reproduce and how the checks came out (from ``results/claims.json``). Snakemake's landing
+    page opens on these (not on the DAG) whenever there are any; it renders numbers only."""
+    from flowtheory.stages import scorecard
+
+    records, given = scorecard.load(Path(root, CLAIMS_JSON))
+    rows = scorecard.conclusions(records, given)
+    count = {c: sum(r["conclusion"] == c for r in rows) for c in scorecard.CONCLUSIONS}
+    return {
+        "Paper claims that reproduce": count["reproduces"],
+        "Paper claims that reproduce within stated limits": count["reproduces within stated limits"],
+        "Paper claims that do not reproduce": count["does not reproduce"],
+        "Paper claims not conclusive (no run at the optimum)": count["not conclusive"],
+        "Paper claims not tested in this config": count["not tested in this config"],
+        "Checks passed (claim × experiment)": sum(r["pass"] for r in rows),
+        "Checks failed": sum(r["fail"] for r in rows),
+        "Checks not at the optimum": sum(r["not_at_optimum"] for r in rows),
+        "Checks the flow cannot reach": sum(r["cannot_reach"] for r in rows),
+    }
+
+
 def write_report(config: dict, configfiles: list[str], root: str = ".") -> str:
-    """``snakemake --report results/report.html`` once all figures exist (a separate, lock-free call)."""
+    """``snakemake --report results/report.html`` once all figures exist (a separate, lock-free call):
+    opening on the front page (the five conclusions and the scorecard) with the counts of
+    :func:`report_metadata`."""
+    import tempfile
+
+    import yaml
+
     if "DVC_STAGE" in os.environ and os.environ["DVC_STAGE"] != "figures":
         return "report: not the figures stage; skipped"
     if not all(Path(root, p).exists() for p in stage_files("figures", config)):
         return "report: figures incomplete; skipped"
-    cmd = [sys.executable, "-m", "snakemake", "--nolock", "--report", REPORT]
-    for f in configfiles:
-        cmd += ["--configfile", str(f)]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        meta = Path(tmp, "metadata.yaml")
+        meta.write_text(yaml.safe_dump(report_metadata(root), sort_keys=False, allow_unicode=True))
+        cmd = [sys.executable, "-m", "snakemake", "--nolock", "--report", REPORT, "--report-metadata", str(meta)]
+        if Path(root, REPORT_STYLE).is_file():
+            cmd += ["--report-stylesheet", REPORT_STYLE]
+        for f in configfiles:
+            cmd += ["--configfile", str(f)]
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode:
         return f"report: failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})"
     return f"report: wrote {REPORT}"
@@ -100,3 +168,9 @@ def dvc_commit_on_success(config: dict, configfiles: list[str], root: str = ".")
     if proc.returncode:
         return f"dvc: commit failed ({proc.stderr.strip() or proc.stdout.strip()})"
     return f"dvc: committed stages {', '.join(complete)} to dvc.lock"
+
+
+if __name__ == "__main__":  # `make report`: the report of the default config's run
+    from flowtheory.pipeline.config import load
+
+    print(write_report(load("config/config.yaml"), ["config/config.yaml"]))

@@ -14,7 +14,12 @@ from flowtheory.pipeline.config import runs
 from flowtheory.pipeline.experiments import describe, select
 
 __all__ = [
+    "GALLERY_NOTEBOOK",
+    "GALLERY_PNG",
     "NOTEBOOKS",
+    "gallery_files",
+    "gallery_inputs",
+    "gallery_params",
     "experiment_dirs",
     "experiment_runs",
     "notebook_files",
@@ -63,8 +68,10 @@ PAPER_MAP = "paper_map.yaml"
 FIGURES_DIR = "results/figures"
 TABLES_DIR = "results/tables"
 
-#: figure/table notebooks (workflow/notebooks/<name>.py) and what each writes
+#: figure/table notebooks (workflow/notebooks/<name>.py) and what each writes: the main figures, one
+#: or two per claim of the paper and of a fixed size, the scorecard, and the tables
 NOTEBOOKS: dict[str, list[str]] = {
+    "fig_scorecard": [f"{FIGURES_DIR}/fig_scorecard.png", f"{FIGURES_DIR}/fig_scorecard.pdf"],
     "fig_a_linear": [f"{FIGURES_DIR}/fig_a_linear.png", f"{FIGURES_DIR}/fig_a_linear.pdf"],
     "fig_b_training": [f"{FIGURES_DIR}/fig_b_training.png", f"{FIGURES_DIR}/fig_b_training.pdf"],
     "fig_c_scurve": [f"{FIGURES_DIR}/fig_c_scurve.png", f"{FIGURES_DIR}/fig_c_scurve.pdf"],
@@ -74,36 +81,55 @@ NOTEBOOKS: dict[str, list[str]] = {
     "fig_sweep": [f"{FIGURES_DIR}/fig_sweep.png", f"{FIGURES_DIR}/fig_sweep.pdf"],
     "fig_tangent": [f"{FIGURES_DIR}/fig_tangent.png", f"{FIGURES_DIR}/fig_tangent.pdf"],
     "fig_shrinkage": [f"{FIGURES_DIR}/fig_shrinkage.png", f"{FIGURES_DIR}/fig_shrinkage.pdf"],
+    "fig_gap": [f"{FIGURES_DIR}/fig_gap.png", f"{FIGURES_DIR}/fig_gap.pdf"],
     "table_f_nll": [f"{TABLES_DIR}/table_f_nll.csv", f"{TABLES_DIR}/table_f_nll.md"],
+    "table_conclusions": [f"{TABLES_DIR}/table_conclusions.csv", f"{TABLES_DIR}/table_conclusions.md"],
 }
+
+#: the gallery: one page per experiment (workflow/notebooks/gallery.py, one job each), under its own
+#: subcategory of the report's "Gallery"
+GALLERY_NOTEBOOK = "gallery"
+GALLERY_PNG = FIGURES_DIR + "/gallery/{experiment}.png"
 
 
 @dataclass(frozen=True)
 class Shows:
     """Which experiments a notebook shows, by their properties (a selector, see
-    :mod:`flowtheory.pipeline.experiments`), in words, and which of their per-run outputs it reads
-    beyond the stage summaries (``components``: ``components.npz``; ``analysis``: ``points.csv``)."""
+    :mod:`flowtheory.pipeline.experiments`, or a list of selectors: the experiments any of them
+    picks), in words, and which of their per-run outputs it reads beyond the stage summaries
+    (``components``: ``components.npz``; ``analysis``: ``points.csv``)."""
 
     what: str
-    selector: dict | None
+    selector: dict | list[dict] | None
     reads: tuple[str, ...] = ()
+
+
+def select_shown(table: dict[str, dict], selector: dict | list[dict] | None) -> dict[str, list[str]]:
+    """:func:`flowtheory.pipeline.experiments.select` for a :class:`Shows` selector: with a list,
+    every experiment any selector picks (config order), with the union of their runs."""
+    if not isinstance(selector, list):
+        return select(table, selector)
+    picked = [select(table, s) for s in selector]
+    out = {}
+    for name, props in table.items():
+        stabs = {s for p in picked for s in p.get(name, ())}
+        if stabs:
+            out[name] = [s for s in props["stabilizers"] if s in stabs]
+    return out
 
 
 #: what each notebook shows; the rule passes the selected experiments as ``params.experiments``
 #: and their per-run outputs as inputs, so the figure, its inputs and the DAG agree
 NOTEBOOK_SHOWS: dict[str, Shows] = {
-    "fig_a_linear": Shows(
-        "a linear flow on a Gaussian of known covariance",
-        {"dataset": {"known_cov": True}, "flow": {"linear": True}},
-        ("components",),
-    ),
+    "fig_scorecard": Shows("every experiment (the checks of paper_map.yaml that apply to it)", None),
+    "fig_a_linear": Shows("a linear flow (on any data: the linear theory is exact)", {"flow": {"linear": True}}),
     "fig_b_training": Shows(
         "training with and without stabilizers on degenerate data (an experiment with an unregularized run)",
         {"dataset": {"degenerate": True}, "stabilizers": "none"},
     ),
     "fig_c_scurve": Shows(
-        "a nonlinear flow on the S-curve (not a strength sweep)",
-        {"dataset": {"kind": "scurve"}, "flow": {"linear": False}, "experiment": {"sweep": False}},
+        "a nonlinear flow on a manifold of known intrinsic dimension (not a strength sweep; the S-curve as the example)",
+        {"dataset": {"manifold": True}, "flow": {"linear": False}, "experiment": {"sweep": False}},
         ("components",),
     ),
     "fig_d_toys": Shows(
@@ -118,19 +144,27 @@ NOTEBOOK_SHOWS: dict[str, Shows] = {
         ("analysis",),
     ),
     "fig_sweep": Shows(
-        "a sweep of stabilizer strengths λ on degenerate data",
-        {"dataset": {"degenerate": True}, "experiment": {"sweep": True}},
+        "a stabilized linear flow on data of known, invertible covariance, or a sweep of strengths λ on degenerate data",
+        [
+            {
+                "dataset": {"known_cov": True, "singular_cov": False},
+                "flow": {"linear": True},
+                "stabilizers": "any_stabilized",
+            },
+            {"dataset": {"degenerate": True}, "experiment": {"sweep": True}},
+        ],
     ),
     "fig_tangent": Shows(
         "a nonlinear flow on a toy manifold with known tangent spaces",
         {"dataset": {"manifold": True}, "flow": {"linear": False}, "stabilizers": {"kind": ["jacobian", "noise"]}},
-        ("analysis",),
     ),
     "fig_shrinkage": Shows(
         "a nonlinear flow on a toy manifold with known tangent spaces",
         {"dataset": {"manifold": True}, "flow": {"linear": False}, "stabilizers": {"kind": ["jacobian", "noise"]}},
     ),
+    "fig_gap": Shows("every experiment (the runs whose gap to the optimum is known)", None),
     "table_f_nll": Shows("every experiment", None),
+    "table_conclusions": Shows("every experiment (the checks of paper_map.yaml that apply to it)", None),
 }
 
 #: the stage summaries every notebook and the claims stage may read
@@ -141,6 +175,8 @@ SUMMARIES = {
     "components_summary": COMPONENTS_SUMMARY,
     "component_spectra": COMPONENTS_SPECTRA,
 }
+#: what every figure reads besides the summaries: the claims' verdicts and their thresholds
+VERDICTS = {"claims": CLAIMS_JSON, "paper_map": PAPER_MAP}
 
 
 @dataclass(frozen=True)
@@ -280,7 +316,11 @@ STAGES: dict[str, Stage] = {
                 "science/oracles.py",
                 "science/stats.py",
                 "stages/claims.py",
+                "stages/figstyle.py",
                 "stages/figures.py",
+                "stages/gallery.py",
+                "stages/paperfigs.py",
+                "stages/scorecard.py",
                 "stages/summarize.py",
             ],
         ),
@@ -325,7 +365,7 @@ def notebook_experiments(config: dict, name: str, table: dict[str, dict] | None 
     properties (:func:`flowtheory.pipeline.experiments.describe`) with ``runs``, its selected
     stabilizers."""
     table = describe(config) if table is None else table
-    return {e: {**table[e], "runs": stabs} for e, stabs in select(table, NOTEBOOK_SHOWS[name].selector).items()}
+    return {e: {**table[e], "runs": stabs} for e, stabs in select_shown(table, NOTEBOOK_SHOWS[name].selector).items()}
 
 
 def _notebook_selection(config: dict, name: str) -> dict[str, list[str]]:
@@ -340,6 +380,7 @@ def notebook_inputs(config: dict, name: str) -> dict:
     datasets = sorted({config["experiments"][e]["dataset"] for e in selected})
     return {
         **SUMMARIES,
+        **VERDICTS,
         "data": [DATA.format(dataset=d) for d in datasets],
         "components": experiment_dirs(COMPONENTS_DIR, config, selected) if "components" in shows.reads else [],
         "analysis": experiment_dirs(ANALYSIS_DIR, config, selected) if "analysis" in shows.reads else [],
@@ -354,6 +395,37 @@ def notebook_files(config: dict, name: str) -> dict[str, list[str]]:
     return {
         "components": run_files(COMPONENTS_NPZ, config, selected) if "components" in shows.reads else [],
         "analysis": run_files(ANALYSIS_POINTS, config, selected) if "analysis" in shows.reads else [],
+    }
+
+
+def gallery_files(config: dict) -> list[str]:
+    """The gallery pages: one per experiment of the config."""
+    return [GALLERY_PNG.format(experiment=e) for e in config["experiments"]]
+
+
+def gallery_inputs(config: dict, experiment: str) -> dict:
+    """What one gallery page depends on: the summaries, the verdicts, the experiment's data set and its
+    analysis and components directories (the per-run files in them are :func:`gallery_params`)."""
+    only = {experiment: list(config["experiments"][experiment]["stabilizers"])}
+    return {
+        **SUMMARIES,
+        **VERDICTS,
+        "data": [DATA.format(dataset=config["experiments"][experiment]["dataset"])],
+        "analysis": experiment_dirs(ANALYSIS_DIR, config, only),
+        "components": experiment_dirs(COMPONENTS_DIR, config, only),
+    }
+
+
+def gallery_params(config: dict, experiment: str, table: dict[str, dict] | None = None) -> dict:
+    """One gallery page's params: the experiment's properties with all its runs (``experiments``, as
+    a notebook's) and its per-run files (``analysis``: points.csv, ``components``: components.npz)."""
+    table = describe(config) if table is None else table
+    props = table[experiment]
+    only = {experiment: list(props["stabilizers"])}
+    return {
+        "experiments": {experiment: {**props, "runs": list(props["stabilizers"])}},
+        "analysis": run_files(ANALYSIS_POINTS, config, only),
+        "components": run_files(COMPONENTS_NPZ, config, only),
     }
 
 
@@ -391,5 +463,6 @@ def stage_files(stage: str, config: dict) -> list[str]:
             + [COMPONENTS_SUMMARY, COMPONENTS_SPECTRA]
         )
     if stage == "figures":
-        return [p for outs in NOTEBOOKS.values() for p in outs] + [CLAIMS_JSON, CLAIMS_MD, CLAIMS_METRICS]
+        notebooks = [p for outs in NOTEBOOKS.values() for p in outs]
+        return notebooks + gallery_files(config) + [CLAIMS_JSON, CLAIMS_MD, CLAIMS_METRICS]
     raise KeyError(f"unknown stage {stage!r}; expected one of {list(STAGES)}")

@@ -178,6 +178,7 @@ COMPARED = {
     "plots/*.csv": "csv",
     f"{FIGURES_DIR}/*.png": "bytes",
     f"{FIGURES_DIR}/*.pdf": "bytes",
+    f"{FIGURES_DIR}/gallery/*.png": "bytes",
 }
 CONFIG = "config/config.yaml"
 #: significant digits of a CSV cell
