@@ -1,16 +1,17 @@
 """Which runs are chaotic under round-off? Perturbation replicas, measured (``results/chaos.json``).
 
 The pipeline runs again in a throwaway copy of the repository (its tracked files, less the results
-and DVC), once per perturbation, with ``FLOWTHEORY_PERTURB_INIT`` set: every initial parameter of
-every run moves by whole ulps (:func:`flowtheory.stages.train.perturb_init`), which stands in for
-another host's round-off. Each replica's ``metrics/*.json``, ``results/claims.json``,
-``plots/*.csv`` and ``results/tables/*.csv`` are compared with the working tree's (the committed
-results, which must come from the same config) by :func:`flowtheory.pipeline.verify.measure_chaos`.
-Written: per experiment and per run, ``stable`` (every number within the round-off tier of ``make
-verify``) or ``chaotic``; for a chaotic experiment the largest relative change per key over the
-replicas (its spread) and the keys whose strings, nulls or rows changed; and the verdicts a replica
-flipped (``fragile``). ``make verify`` reads the file (docs/measurements.md#chaos; the format is
-documented in :mod:`flowtheory.pipeline.verify`).
+and DVC), once per perturbation and only up to the files compared (figures are no measurement),
+with ``FLOWTHEORY_PERTURB_INIT`` set: every initial parameter of every run moves by whole ulps
+(:func:`flowtheory.stages.train.perturb_init`), which stands in for another host's round-off. Each
+replica's ``metrics/*.json``, ``results/claims.json``, ``plots/*.csv`` and ``results/tables/*.csv``
+are compared with the working tree's (the committed results, which must come from the same config)
+by :func:`flowtheory.pipeline.verify.measure_chaos`. Written: per experiment and per run, ``stable``
+(every number within the round-off tier of ``make verify``) or ``chaotic``; for a chaotic
+experiment the largest relative change per key over the replicas (its spread) and the keys whose
+strings, nulls or rows changed; and the verdicts a replica flipped (``fragile``). ``make verify``
+reads the file (docs/measurements.md#chaos; the format is documented in
+:mod:`flowtheory.pipeline.verify`).
 
 Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
 [--perturb up down 2] [--cores 2]`` (``make chaos``). Each perturbation is one replica and costs one
@@ -36,10 +37,10 @@ from pathlib import Path
 
 import yaml
 
-from flowtheory.pipeline.verify import CHAOS_JSON, measure_chaos
+from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
 from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
 
-__all__ = ["copy_project", "main", "replicate"]
+__all__ = ["compared_files", "copy_project", "main", "replicate"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: not copied: the results (the replica makes its own) and DVC (a replica records nothing)
@@ -55,9 +56,19 @@ def copy_project(root: Path, dst: Path) -> None:
             shutil.copy2(root / f, dst / f)
 
 
-def replicate(root: Path, config: str, dst: Path, perturb: str = "up", cores: int = 2) -> float:
+def compared_files(root: Path) -> list[str]:
+    """The files a replica must rebuild: the results under ``root`` that verify compares by value
+    (JSON and CSV; figures are not measurements)."""
+    found = {p for pattern, kind in COMPARED.items() if kind != "bytes" for p in root.glob(pattern) if p.is_file()}
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def replicate(
+    root: Path, config: str, dst: Path, perturb: str = "up", cores: int = 2, targets: list[str] | None = None
+) -> float:
     """The pipeline of ``config`` (a path relative to ``root``, or absolute) run from scratch in a
-    copy of ``root`` at ``dst``, initial parameters perturbed; returns the wall seconds."""
+    copy of ``root`` at ``dst``, initial parameters perturbed, up to ``targets`` (default: every
+    output); returns the wall seconds."""
     copy_project(root, dst)
     cfg = Path(config) if Path(config).is_absolute() else dst / config
     if not Path(config).is_absolute():
@@ -76,6 +87,7 @@ def replicate(root: Path, config: str, dst: Path, perturb: str = "up", cores: in
             str(cores),
             "--configfile",
             str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg),
+            *(targets or []),
         ],
         cwd=dst,
         env=env,
@@ -115,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
             dst = base / f"replica_{value}"
             dst.mkdir(parents=True, exist_ok=True)
             print(f"running {args.config} with {PERTURB_INIT}={value} in {dst} ...", flush=True)
-            walls.append(replicate(root, args.config, dst, value, args.cores))
+            walls.append(replicate(root, args.config, dst, value, args.cores, compared_files(root)))
             replicas[f"{PERTURB_INIT}={value}"] = dst
         doc = measure_chaos(
             root,

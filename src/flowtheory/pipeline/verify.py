@@ -493,7 +493,9 @@ class Difference:
     where: str
     old: object
     new: object
-    kind: str  # verdict flipped | fragile verdict flipped | beyond round-off | beyond the chaotic spread | changed | missing | new
+    #: verdict flipped | fragile verdict flipped (...) | beyond round-off | beyond the chaotic spread | changed |
+    #: missing | new
+    kind: str
     claim: str | None = None
     experiment: str | None = None
 
@@ -584,7 +586,8 @@ class Report:
                 lines.append(f"  {f}: {c.figure}")
                 continue
             within = f", {c.chaotic:,} chaotic within spread" if c.chaotic else ""
-            s = f"  {f}: {c.numbers:,} numbers ({c.identical:,} identical, {c.within:,} within{within}, {c.beyond:,} beyond)"
+            s = f"  {f}: {c.numbers:,} numbers ({c.identical:,} identical, {c.within:,} within{within}, "
+            s += f"{c.beyond:,} beyond)"
             s += (
                 f", {c.verdicts:,} verdicts ({c.flipped} flipped{f', {c.fragile} fragile' if c.fragile else ''})"
                 if c.verdicts
