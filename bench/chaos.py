@@ -83,11 +83,11 @@ def replicate(
     proc = subprocess.run(
         [
             snakemake,
+            *(targets or []),  # before --configfile, which takes every word that follows
             "--cores",
             str(cores),
             "--configfile",
             str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg),
-            *(targets or []),
         ],
         cwd=dst,
         env=env,
