@@ -22,7 +22,7 @@ from flowtheory.pipeline.paths import (
     TRAIN_HISTORY,
     TRAIN_SUMMARY,
 )
-from flowtheory.pipeline.verify import CHAOS_JSON
+from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED
 from flowtheory.stages.train import PERTURB_INIT
 from pipeline_project import commit_all, make_project, sh, snakemake
 
@@ -149,10 +149,16 @@ def test_the_chaos_measurement_tells_the_stable_experiment_from_the_chaotic_one(
     assert "metrics/train.json:lam" not in chaotic["spread"]  # a setting does not move
 
 
+def _value_files(project: Path) -> list[str]:
+    """The files verify compares by value: the reruns rebuild these (the figures stay as they are)."""
+    found = {p for pattern, kind in COMPARED.items() if kind != "bytes" for p in project.glob(pattern)}
+    return sorted(str(p.relative_to(project)) for p in found)
+
+
 def _rerun_train(project: Path, monkeypatch, perturb: str | None = None) -> None:
     if perturb:
         monkeypatch.setenv(PERTURB_INIT, perturb)
-    snakemake(project, "--forcerun", "train")
+    snakemake(project, *_value_files(project), "--forcerun", "train")
 
 
 def test_a_rerun_with_other_round_off_reproduces_given_the_chaos_measurement(chaos_clone, monkeypatch):
@@ -179,7 +185,7 @@ def test_a_rerun_with_a_setting_changed_does_not_reproduce(chaos_clone):
     project = chaos_clone
     cfg = project / "config" / "config.yaml"
     cfg.write_text(cfg.read_text().replace("noisy: {kind: noise, lam: 0.01}", "noisy: {kind: noise, lam: 0.02}"))
-    snakemake(project)
+    snakemake(project, *_value_files(project))
     rc, out = _verify(project)
     assert rc == 1, out
     for seed in (0, 1):
