@@ -26,7 +26,7 @@ reproduce: setup  ## set up, then run the whole pipeline (snakemake --cores all)
 verify: setup  ## did I reproduce it? compare the results here with those committed at REV (default HEAD)
 	$(BIN)/python -m flowtheory.pipeline.verify --rev $(REV)
 
-chaos: setup  ## which runs are chaotic under round-off? results/chaos.json for verify (two perturbed pipeline runs in a copy)
+chaos: setup  ## which runs are chaotic under round-off? results/chaos.json for verify (three perturbed pipeline runs in a copy)
 	source $(BIN)/activate && python -m bench.chaos --cores $(if $(filter all,$(CORES)),$$(nproc),$(CORES))
 
 test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian package; root only)

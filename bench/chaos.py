@@ -1,24 +1,26 @@
-"""Which runs are chaotic under round-off? A perturbation replica, measured (``results/chaos.json``).
+"""Which runs are chaotic under round-off? Perturbation replicas, measured (``results/chaos.json``).
 
-The pipeline runs once more in a throwaway copy of the repository (its tracked files, less the
-results and DVC), with ``FLOWTHEORY_PERTURB_INIT`` set: every initial parameter of every run moves
-one ulp (:func:`flowtheory.stages.train.perturb_init`), which stands in for another host's
-round-off. The replica's ``metrics/*.json``, ``results/claims.json``, ``plots/*.csv`` and
-``results/tables/*.csv`` are then compared with the working tree's (the committed results, which
-must come from the same config) by :func:`flowtheory.pipeline.verify.measure_chaos`. Written: per
-experiment and per run, ``stable`` (every number within the round-off tier of ``make verify``) or
-``chaotic``; for a chaotic experiment the largest relative change per key (its spread) and the
-keys whose strings, nulls or rows changed; and the verdicts the perturbation flipped (``fragile``).
-``make verify`` reads the file (docs/measurements.md#ensembles; the format is documented in
+The pipeline runs again in a throwaway copy of the repository (its tracked files, less the results
+and DVC), once per perturbation and only up to the files compared (figures are no measurement),
+with ``FLOWTHEORY_PERTURB_INIT`` set: every initial parameter of every run moves by whole ulps
+(:func:`flowtheory.stages.train.perturb_init`), which stands in for another host's round-off. Each
+replica's ``metrics/*.json``, ``results/claims.json``, ``plots/*.csv`` and ``results/tables/*.csv``
+are compared with the working tree's (the committed results, which must come from the same config)
+by :func:`flowtheory.pipeline.verify.measure_chaos`. Written: per experiment and per run, ``stable``
+(every number within the round-off tier of ``make verify``) or ``chaotic``; for a chaotic
+experiment the largest relative change per key over the replicas (its spread) and the keys whose
+strings, nulls or rows changed; and the verdicts a replica flipped (``fragile``). ``make verify``
+reads the file (docs/measurements.md#chaos; the format is documented in
 :mod:`flowtheory.pipeline.verify`).
 
 Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
-[--perturb up down] [--cores 2]``. Each perturbation is one replica and costs one pipeline run of
-that config; two (the default) because one replica is one sample: a run whose trajectories are
-still separating exponentially moves by an amount that varies by an order of magnitude from one
-perturbation to the next (docs/measurements.md#ensembles). Regenerate the file
-whenever the committed results change: verify ignores a file measured on another
-``metrics/train.json``.
+[--perturb up down 2] [--cores 2]`` (``make chaos``). Each perturbation is one replica and costs one
+pipeline run of that config. Three by default because one replica is one sample: a run whose
+trajectories are still separating exponentially moves by amounts that differ by orders of
+magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded
+verify's tolerance in 5 of 20 trials with one replica, 1 of 30 with two and none of 20 with three
+(docs/measurements.md#chaos). Regenerate the file whenever the committed results change: verify
+ignores a file measured on another ``metrics/train.json``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from pathlib import Path
 
 import yaml
 
-from flowtheory.pipeline.verify import CHAOS_JSON, measure_chaos
+from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
 from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
 
-__all__ = ["copy_project", "main", "replicate"]
+__all__ = ["compared_files", "copy_project", "main", "replicate"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: not copied: the results (the replica makes its own) and DVC (a replica records nothing)
@@ -54,9 +56,19 @@ def copy_project(root: Path, dst: Path) -> None:
             shutil.copy2(root / f, dst / f)
 
 
-def replicate(root: Path, config: str, dst: Path, perturb: str = "up", cores: int = 2) -> float:
+def compared_files(root: Path) -> list[str]:
+    """The files a replica must rebuild: the results under ``root`` that verify compares by value
+    (JSON and CSV; figures are not measurements)."""
+    found = {p for pattern, kind in COMPARED.items() if kind != "bytes" for p in root.glob(pattern) if p.is_file()}
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def replicate(
+    root: Path, config: str, dst: Path, perturb: str = "up", cores: int = 2, targets: list[str] | None = None
+) -> float:
     """The pipeline of ``config`` (a path relative to ``root``, or absolute) run from scratch in a
-    copy of ``root`` at ``dst``, initial parameters perturbed; returns the wall seconds."""
+    copy of ``root`` at ``dst``, initial parameters perturbed, up to ``targets`` (default: every
+    output); returns the wall seconds."""
     copy_project(root, dst)
     cfg = Path(config) if Path(config).is_absolute() else dst / config
     if not Path(config).is_absolute():
@@ -71,6 +83,7 @@ def replicate(root: Path, config: str, dst: Path, perturb: str = "up", cores: in
     proc = subprocess.run(
         [
             snakemake,
+            *(targets or []),  # before --configfile, which takes every word that follows
             "--cores",
             str(cores),
             "--configfile",
@@ -93,8 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--perturb",
         nargs="+",
-        default=["up", "down"],
-        help=f"one replica per value of {PERTURB_INIT} (default: up down; each costs one pipeline run)",
+        default=["up", "down", "2"],
+        help=f"one replica per value of {PERTURB_INIT} (default: up down 2; each costs one pipeline run)",
     )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
@@ -114,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
             dst = base / f"replica_{value}"
             dst.mkdir(parents=True, exist_ok=True)
             print(f"running {args.config} with {PERTURB_INIT}={value} in {dst} ...", flush=True)
-            walls.append(replicate(root, args.config, dst, value, args.cores))
+            walls.append(replicate(root, args.config, dst, value, args.cores, compared_files(root)))
             replicas[f"{PERTURB_INIT}={value}"] = dst
         doc = measure_chaos(
             root,

@@ -22,7 +22,7 @@ from flowtheory.pipeline.paths import (
     TRAIN_HISTORY,
     TRAIN_SUMMARY,
 )
-from flowtheory.pipeline.verify import CHAOS_JSON
+from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED
 from flowtheory.stages.train import PERTURB_INIT
 from pipeline_project import commit_all, make_project, sh, snakemake
 
@@ -116,13 +116,13 @@ CHAOS_CONFIG = "tests/configs/chaos_realnvp.yaml"  # g2_linear: stable; roll_nvp
 @pytest.fixture(scope="module")
 def chaos_run(tmp_path_factory):
     """The chaos config run and committed, then its chaos measurement (``python -m bench.chaos``,
-    one replica: every initial parameter one ulp up) committed beside the results."""
+    two replicas: every initial parameter one ulp up, then one down) committed beside the results."""
     project = make_project(tmp_path_factory.mktemp("chaos_project"), CHAOS_CONFIG)
     t0 = time.perf_counter()
     snakemake(project)
     commit_all(project, "results")
     t1 = time.perf_counter()
-    sh([sys.executable, "-m", "bench.chaos", "--perturb", "up", "--cores", "2"], project)
+    sh([sys.executable, "-m", "bench.chaos", "--perturb", "up", "down", "--cores", "2"], project)
     commit_all(project, "chaos measurement")
     print(f"\nchaos config: run {t1 - t0:.0f} s, chaos measurement {time.perf_counter() - t1:.0f} s")
     return project
@@ -137,7 +137,8 @@ def chaos_clone(chaos_run, tmp_path):
 
 def test_the_chaos_measurement_tells_the_stable_experiment_from_the_chaotic_one(chaos_run):
     doc = json.loads((chaos_run / CHAOS_JSON).read_text())
-    assert doc["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=up"] and doc["config"] == "config/config.yaml"
+    assert doc["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=up", "FLOWTHEORY_PERTURB_INIT=down"]
+    assert doc["config"] == "config/config.yaml"
     assert doc["summary"]["stable"] == ["g2_linear"] and doc["summary"]["chaotic"] == ["roll_nvp"]
     stable, chaotic = doc["experiments"]["g2_linear"], doc["experiments"]["roll_nvp"]
     assert stable["beyond_round_off"] == 0 and stable["largest_round_off"] < 1e-9
@@ -148,19 +149,26 @@ def test_the_chaos_measurement_tells_the_stable_experiment_from_the_chaotic_one(
     assert "metrics/train.json:lam" not in chaotic["spread"]  # a setting does not move
 
 
+def _value_files(project: Path) -> list[str]:
+    """The files verify compares by value: the reruns rebuild these (the figures stay as they are)."""
+    found = {p for pattern, kind in COMPARED.items() if kind != "bytes" for p in project.glob(pattern)}
+    return sorted(str(p.relative_to(project)) for p in found)
+
+
 def _rerun_train(project: Path, monkeypatch, perturb: str | None = None) -> None:
     if perturb:
         monkeypatch.setenv(PERTURB_INIT, perturb)
-    snakemake(project, "--forcerun", "train")
+    snakemake(project, *_value_files(project), "--forcerun", "train")
 
 
 def test_a_rerun_with_other_round_off_reproduces_given_the_chaos_measurement(chaos_clone, monkeypatch):
-    """Stands in for another machine: every run retrained from parameters one ulp *down* (the
-    measurement moved them up). The chaotic experiment lands elsewhere, within its measured spread;
-    verdicts decided from its chaotic numbers may flip and are counted apart; the stable experiment
-    reproduces to round-off. Without the measurement the same rerun is NOT REPRODUCED."""
+    """Stands in for another machine: every run retrained from parameters two ulps *down* (the
+    measurement moved them one up and one down). The chaotic experiment lands elsewhere, within its
+    measured spread; verdicts decided from its chaotic numbers may flip and are counted apart; the
+    stable experiment reproduces to round-off. Without the measurement the same rerun is NOT
+    REPRODUCED."""
     project = chaos_clone
-    _rerun_train(project, monkeypatch, "down")
+    _rerun_train(project, monkeypatch, "-2")
     rc, out = _verify(project)
     assert rc == 0, out
     last = out.strip().splitlines()[-1]
@@ -177,7 +185,7 @@ def test_a_rerun_with_a_setting_changed_does_not_reproduce(chaos_clone):
     project = chaos_clone
     cfg = project / "config" / "config.yaml"
     cfg.write_text(cfg.read_text().replace("noisy: {kind: noise, lam: 0.01}", "noisy: {kind: noise, lam: 0.02}"))
-    snakemake(project)
+    snakemake(project, *_value_files(project))
     rc, out = _verify(project)
     assert rc == 1, out
     for seed in (0, 1):

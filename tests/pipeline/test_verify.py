@@ -401,9 +401,9 @@ def test_a_rerun_of_a_chaotic_run_reproduces_within_its_measured_spread(chaos_re
             "beyond round-off (rel 0.5; float64: rel 1e-09 + abs 1e-12) "
             "(a chaotic run's key that neither the perturbation nor the seeds moved)",
         ),
-        (  # an integer of a chaotic run that no replica and no seed moved
-            lambda t: t["roll_nvp"]["plain"]["seed0"].update(intrinsic_dim=1),
-            "roll_nvp.plain.seed0.intrinsic_dim",
+        (  # an integer of a chaotic run that no replica and no seed moved, by more than one
+            lambda t: t["roll_nvp"]["plain"]["seed0"].update(steps=1600),
+            "roll_nvp.plain.seed0.steps",
             "beyond round-off (a chaotic run's key that neither the perturbation nor the seeds moved)",
         ),
         (  # a stable run keeps the round-off tier
@@ -438,6 +438,15 @@ def test_strings_decided_from_chaotic_numbers_may_change_others_not(chaos_repo):
     assert ("roll_nvp.plain.seed0.status", "fragile verdict flipped (chaotic record)") in [
         (d.where, d.kind) for d in report.fragile
     ]
+
+
+def test_an_integer_of_a_chaotic_run_may_flip_to_its_neighbour(chaos_repo):
+    """intrinsic_dim 2 -> 1 in the chaotic run (a threshold count), not in a stable run."""
+    repo, _ = chaos_repo
+    _rerun(repo, lambda t: t["roll_nvp"]["plain"]["seed0"].update(intrinsic_dim=1))
+    assert verify(repo).reproduced
+    _rerun(repo, lambda t: t["roll_nvp"]["plain"]["seed1"].update(intrinsic_dim=1))  # measured stable
+    assert [d.where for d in verify(repo).differences] == ["roll_nvp.plain.seed1.intrinsic_dim"]
 
 
 def test_the_seeds_spread_widens_a_chaotic_runs_tolerance(chaos_repo):
@@ -493,7 +502,7 @@ def test_rows_are_matched_by_identity_and_a_chaotic_run_may_stop_elsewhere(chaos
 
 def test_the_committed_example_is_a_chaos_file():
     """tests/configs/chaos_realnvp.chaos.json: what python -m bench.chaos wrote for the chaos test
-    config (one replica, ulp up), the format's example."""
+    config (two replicas, ulp up and down), the format's example."""
     from flowtheory.pipeline.verify import Chaos, Where, fragile_verdicts, load_chaos
 
     doc = load_chaos(Path(__file__).parents[1] / "configs" / "chaos_realnvp.chaos.json")
