@@ -362,3 +362,14 @@ def test_snakemake_refuses_bad_input_at_load(root, ci, tmp_path, case):
     assert proc.returncode != 0, text[-3000:]
     assert [line for line in text.splitlines() if all(w in line for w in words)], text[-3000:]
     assert "Traceback" not in text
+
+
+def test_the_schema_names_exactly_the_registered_flow_kinds():
+    """One registry of flow kinds (science/kinds.py): the schema's enum must list exactly those."""
+    import yaml as _yaml
+
+    from flowtheory.pipeline.config import SCHEMA
+    from flowtheory.science.kinds import FLOW_KINDS
+
+    schema = _yaml.safe_load(SCHEMA.read_text())
+    assert tuple(schema["$defs"]["flow"]["properties"]["kind"]["enum"]) == FLOW_KINDS
