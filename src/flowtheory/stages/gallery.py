@@ -307,10 +307,9 @@ def page(
                 ax.hist(p[col].clip(0, 90), bins=bins, histtype="step", color="black", ls=ls, lw=1.2, label=label)
                 drew = True
     if drew:
-        for cid in ("local_covariance_oracle", "local_covariance_knn"):
-            if cid in pm:
-                fs.vline(ax, pm[cid]["threshold"], fs.threshold_label(pm[cid], unit="°"))
-                break
+        if "local_covariance_oracle" in pm:
+            entry = pm["local_covariance_oracle"]
+            fs.vline(ax, entry["threshold"], fs.threshold_label(entry, unit="°") + " (on the median)")
         fs.legend(ax, loc="upper right", fontsize=6)
     else:
         paperfigs._nothing(ax, "no tangent angles (intrinsic dimension unknown or d > 16)")

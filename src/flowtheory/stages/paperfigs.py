@@ -306,15 +306,9 @@ def tangent(runs: pd.DataFrame, pm: dict, knn_k: int | None):
         _nothing(ax, "no run with an analytic tangent space in the analysis summary")
         ax.set(title="angle to the analytic tangent space")
         return fig
-    _angle_strip(
-        ax,
-        sub,
-        "tangent_angle_true_deg_median",
-        pm,
-        "local_covariance_oracle",
-        knn_k,
-        "knn_tangent_angle_true_deg_median",
-    )
+    entry = pm.get("local_covariance_oracle") or {}
+    baseline = entry.get("baseline_metric", "knn_tangent_angle_true_deg_median")  # the claim's own baseline
+    _angle_strip(ax, sub, "tangent_angle_true_deg_median", pm, "local_covariance_oracle", knn_k, baseline)
     ax.set(
         ylabel="median angle to the analytic tangent space (degrees)",
         title="largest principal angle between the flow's top-k eigenspace of (J_fᵀJ_f)⁻¹ and the true tangent space, per run",
@@ -389,7 +383,7 @@ def _angle_strip(
     for g in groups:
         rows = sub[sub["dataset"] == g]
         i = gi[g]
-        knn = _finite(rows[baseline]) if baseline else np.zeros(0)
+        knn = _finite(rows[baseline]) if baseline and baseline in rows else np.zeros(0)
         if len(knn):
             label = f"kNN covariance (k = {knn_k}) to the same oracle, median" if knn_k else "kNN covariance, median"
             ax.hlines(np.median(knn), i - 0.4, i + 0.4, label=label if first_knn else None, **fs.REF["baseline"])
