@@ -110,13 +110,16 @@ def _thresholds(ax, pm: dict, ids, axis: str = "y", unit: str = "", transform=No
 
 
 def _offsets(df: pd.DataFrame, width: float = 0.6) -> np.ndarray:
-    """Offsets within a category, by flow family then λ, spread over ``width``."""
-    fam = {f: i for i, f in enumerate(sorted(df["family"].unique(), key=_family_order))}
-    keys = sorted({(fam[f], lam) for f, lam in zip(df["family"], df["lam"], strict=True)})
+    """Offsets within a category, by flow family, then stabilizer kind, then λ, spread over ``width``
+    (runs of one family, kind and λ share a position)."""
+    keys_of = [
+        (_family_order(f), _kind_order(k), lam) for f, k, lam in zip(df["family"], df["kind"], df["lam"], strict=True)
+    ]
+    keys = sorted(set(keys_of))
     if len(keys) <= 1:
         return np.zeros(len(df))
     pos = {k: i / (len(keys) - 1) - 0.5 for i, k in enumerate(keys)}
-    return np.array([pos[(fam[f], lam)] * width for f, lam in zip(df["family"], df["lam"], strict=True)])
+    return np.array([pos[k] * width for k in keys_of])
 
 
 def _family_order(f: str) -> int:
