@@ -790,8 +790,8 @@ def sweep(runs: pd.DataFrame, pm: dict):
         np.isfinite(lin["wtw_relerr"].astype(float)) & np.isfinite(lin["wtw_relerr_unshrunk"].astype(float))
     ].reset_index(drop=True)
     if len(lin):
-        # a small fixed spread in x (±5%) keeps runs of one error apart
-        x = lin["wtw_relerr_unshrunk"].to_numpy(float) * (1 + 0.1 * _offsets(lin, 1.0))
+        # a small fixed spread in x (×/÷ 1.3) keeps runs of one error apart
+        x = lin["wtw_relerr_unshrunk"].to_numpy(float) * 1.3 ** (2 * _offsets(lin, 1.0))
         y = lin["wtw_relerr"].to_numpy(float)
         thr = [pm[k]["threshold"] for k in ("noise_equals_tikhonov", "shrinkage_closed_form") if k in pm]
         lim = fs.robust_limits(np.r_[x, y], log=True, include=thr)
@@ -804,7 +804,7 @@ def sweep(runs: pd.DataFrame, pm: dict):
         _nothing(a, "no stabilized linear flow on data of known, invertible covariance")
     a.set(
         title="(a) linear flows: which target does WᵀW reach?",
-        xlabel="error against Σ̂⁻¹ (unshrunk; ±5% spread for legibility)",
+        xlabel="error against Σ̂⁻¹ (unshrunk; spread ×/÷ 1.3 for legibility)",
         ylabel="error against (Σ̂ + λI)⁻¹ (shrunk)",
     )
     nl = runs[(~runs["linear"]) & runs["sweep"] & (runs["kind"] != "none") & (runs["lam"] > 0)].reset_index(drop=True)
