@@ -10,7 +10,7 @@ REV ?= HEAD
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup reproduce verify test test-data test-slurm bench bench-compare report dvc.yaml checkout pull lock lint clean-venv
+.PHONY: setup reproduce verify chaos test test-data test-slurm bench bench-compare report dvc.yaml checkout pull lock lint clean-venv
 
 setup: $(STAMP)  ## create .venv with the pinned environment (idempotent, fast when done)
 
@@ -25,6 +25,9 @@ reproduce: setup  ## set up, then run the whole pipeline (snakemake --cores all)
 
 verify: setup  ## did I reproduce it? compare the results here with those committed at REV (default HEAD)
 	$(BIN)/python -m flowtheory.pipeline.verify --rev $(REV)
+
+chaos: setup  ## which runs are chaotic under round-off? results/chaos.json for verify (three perturbed pipeline runs in a copy)
+	source $(BIN)/activate && python -m bench.chaos --cores $(if $(filter all,$(CORES)),$$(nproc),$(CORES))
 
 test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian package; root only)
 	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \

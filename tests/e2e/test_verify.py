@@ -1,12 +1,19 @@
 """`make verify` (python -m flowtheory.pipeline.verify) on private copies of the tiny run, its
 results committed first: regenerated summaries reproduce; a metric moved beyond round-off, or a
-flipped claim verdict, does not; a change within round-off does."""
+flipped claim verdict, does not; a change within round-off does. Then the stand-in for another
+machine: a config with a stable and a chaotic experiment (tests/configs/chaos_realnvp.yaml), its
+chaos measured by bench.chaos; a rerun with other round-off reproduces, a rerun with λ changed
+does not."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from flowtheory.pipeline.paths import (
     CLAIMS_JSON,
@@ -15,7 +22,9 @@ from flowtheory.pipeline.paths import (
     TRAIN_HISTORY,
     TRAIN_SUMMARY,
 )
-from pipeline_project import commit_all, sh, snakemake
+from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED
+from flowtheory.stages.train import PERTURB_INIT
+from pipeline_project import commit_all, make_project, sh, snakemake
 
 RUN = ("gaussian_linear", "none", "seed0")  # a float64 run of the tiny config
 RUN32 = ("mnist_mlp", "none", "seed0")  # a float32 run
@@ -97,3 +106,89 @@ def test_a_flipped_claim_verdict_fails(clone_run):
     assert rc == 1, out
     assert f"{CLAIMS_JSON}: claims.{claims[0]['id']}.passed: verdict flipped" in out
     assert out.strip().splitlines()[-1].startswith("NOT REPRODUCED: 1 of ") and f"({claims[0]['id']})" in out
+
+
+# ------------------------------------------------- another machine's round-off, or a real change?
+
+CHAOS_CONFIG = "tests/configs/chaos_realnvp.yaml"  # g2_linear: stable; roll_nvp: chaotic (RealNVP)
+
+
+@pytest.fixture(scope="module")
+def chaos_run(tmp_path_factory):
+    """The chaos config run and committed, then its chaos measurement (``python -m bench.chaos``,
+    two replicas: every initial parameter one ulp up, then one down) committed beside the results."""
+    project = make_project(tmp_path_factory.mktemp("chaos_project"), CHAOS_CONFIG)
+    t0 = time.perf_counter()
+    snakemake(project)
+    commit_all(project, "results")
+    t1 = time.perf_counter()
+    sh([sys.executable, "-m", "bench.chaos", "--perturb", "up", "down", "--cores", "2"], project)
+    commit_all(project, "chaos measurement")
+    print(f"\nchaos config: run {t1 - t0:.0f} s, chaos measurement {time.perf_counter() - t1:.0f} s")
+    return project
+
+
+@pytest.fixture
+def chaos_clone(chaos_run, tmp_path):
+    dst = tmp_path / "project"
+    shutil.copytree(chaos_run, dst, symlinks=True)
+    return dst
+
+
+def test_the_chaos_measurement_tells_the_stable_experiment_from_the_chaotic_one(chaos_run):
+    doc = json.loads((chaos_run / CHAOS_JSON).read_text())
+    assert doc["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=up", "FLOWTHEORY_PERTURB_INIT=down"]
+    assert doc["config"] == "config/config.yaml"
+    assert doc["summary"]["stable"] == ["g2_linear"] and doc["summary"]["chaotic"] == ["roll_nvp"]
+    stable, chaotic = doc["experiments"]["g2_linear"], doc["experiments"]["roll_nvp"]
+    assert stable["beyond_round_off"] == 0 and stable["largest_round_off"] < 1e-9
+    assert {r["class"] for r in stable["runs"].values()} == {"stable"}
+    # the unregularized runs decorrelate: their final NLL moves by a percent or more
+    assert chaotic["runs"]["roll_nvp/plain/seed0"]["class"] == "chaotic"
+    assert chaotic["spread"]["metrics/train.json:final_train_nll"] > 1e-3
+    assert "metrics/train.json:lam" not in chaotic["spread"]  # a setting does not move
+
+
+def _value_files(project: Path) -> list[str]:
+    """The files verify compares by value: the reruns rebuild these (the figures stay as they are)."""
+    found = {p for pattern, kind in COMPARED.items() if kind != "bytes" for p in project.glob(pattern)}
+    return sorted(str(p.relative_to(project)) for p in found)
+
+
+def _rerun_train(project: Path, monkeypatch, perturb: str | None = None) -> None:
+    if perturb:
+        monkeypatch.setenv(PERTURB_INIT, perturb)
+    snakemake(project, *_value_files(project), "--forcerun", "train")
+
+
+def test_a_rerun_with_other_round_off_reproduces_given_the_chaos_measurement(chaos_clone, monkeypatch):
+    """Stands in for another machine: every run retrained from parameters two ulps *down* (the
+    measurement moved them one up and one down). The chaotic experiment lands elsewhere, within its
+    measured spread; verdicts decided from its chaotic numbers may flip and are counted apart; the
+    stable experiment reproduces to round-off. Without the measurement the same rerun is NOT
+    REPRODUCED."""
+    project = chaos_clone
+    _rerun_train(project, monkeypatch, "-2")
+    rc, out = _verify(project)
+    assert rc == 0, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("REPRODUCED: ") and "values of chaotic runs within 30x their measured spread" in last
+    assert "chaotic runs: results/chaos.json at HEAD: 1 chaotic experiment(s) (roll_nvp)" in out
+    assert int(last.split(" values of chaotic runs")[0].rsplit(" ", 1)[1].replace(",", "")) > 100
+    rc, out = _verify(project, "--no-chaos")
+    assert rc == 1 and "roll_nvp" in out and "g2_linear" not in out.split("beyond tolerance or changed")[1], out
+
+
+def test_a_rerun_with_a_setting_changed_does_not_reproduce(chaos_clone):
+    """A rerun with the noise stabilizer's λ doubled (0.01 -> 0.02; Snakemake reruns what it
+    touches: the chaotic experiment only): NOT REPRODUCED, naming what moved."""
+    project = chaos_clone
+    cfg = project / "config" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("noisy: {kind: noise, lam: 0.01}", "noisy: {kind: noise, lam: 0.02}"))
+    snakemake(project, *_value_files(project))
+    rc, out = _verify(project)
+    assert rc == 1, out
+    for seed in (0, 1):
+        assert f"{TRAIN_SUMMARY}: roll_nvp.noisy.seed{seed}.lam: beyond round-off" in out
+        assert "0.01 -> 0.02" in out
+    assert out.strip().splitlines()[-1].startswith("NOT REPRODUCED: ")

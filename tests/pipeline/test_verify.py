@@ -244,3 +244,274 @@ def test_the_sectioned_claims_document_counts_claims_and_names_the_flipped_one(r
         ("error_vs_gap.linear_whitening.spearman_rho", "beyond round-off"),
     ]
     assert report.verdict().startswith("NOT REPRODUCED: 1 of 3 claim verdicts flipped (linear_whitening); ")
+
+
+# ------------------------------------------------------------------------ chaotic runs, measured
+
+CHAOS_CONFIG = {
+    "seeds": [0, 1],
+    "experiments": {
+        "gaussian_linear": {"dataset": "gaussian", "flow": "linear", "stabilizers": ["none"]},
+        "roll_nvp": {"dataset": "roll", "flow": "realnvp", "stabilizers": ["plain"]},
+    },
+}
+
+
+def _nvp(nll: float, smax: float) -> dict:
+    return {"final_train_nll": nll, "smax_last": smax, "lam": 0.01, "intrinsic_dim": 2, "steps": 800,
+            "message": "converged (last window improved 0.0012 nats)", "status": "converged"}  # fmt: skip
+
+
+CHAOS_TRAIN = {
+    "gaussian_linear": {"none": {"seed0": {"final_train_nll": 2.5436210092301628, "lam": 0.0, "status": "converged"}}},
+    "roll_nvp": {"plain": {"seed0": _nvp(3.7, 2.05), "seed1": _nvp(3.6, 3.0)}},
+}
+CHAOS_CLAIMS = [
+    {
+        "id": "unregularized_diverges",
+        "experiments": {
+            "roll_nvp": {"measured": 0.3, "threshold": 0.25, "verdict": "PASS", "passed": True, "worst_smax": 2.05}
+        },
+        "measured": 0.3,
+        "verdict": "PASS",
+        "passed": True,
+    },
+    {
+        "id": "linear_whitening",
+        "experiments": {"gaussian_linear": {"measured": 0.0015, "threshold": 0.02, "verdict": "PASS"}},
+        "verdict": "PASS",
+    },
+]
+CHAOS_HISTORY = [
+    "experiment,stabilizer,seed,epoch,train_nll",
+    "gaussian_linear,none,0,1,4.285401446",
+    "roll_nvp,plain,0,1,5.254299064",
+    "roll_nvp,plain,0,2,5.101234567",
+    "roll_nvp,plain,1,1,5.261111111",
+    "roll_nvp,plain,1,2,5.122222222",
+]
+
+
+def _results(root: Path, train: dict, claims: list, history: list[str]) -> None:
+    _write(root, "config/config.yaml", yaml.safe_dump(CHAOS_CONFIG))
+    _write(root, "metrics/train.json", train)
+    _write(root, "results/claims.json", claims)
+    _write(root, "plots/train_history.csv", "\n".join(history) + "\n")
+
+
+def _replica(train: dict, claims: list, history: list[str]) -> tuple[dict, list, list[str]]:
+    """What a one-ulp replica of the hand-made results gives: the linear run within round-off, the
+    RealNVP run elsewhere (its NLL by 2.7%, its message, its second epoch), and its claim verdict,
+    near its threshold, flipped."""
+    train, claims, history = json.loads(json.dumps(train)), json.loads(json.dumps(claims)), list(history)
+    train["gaussian_linear"]["none"]["seed0"]["final_train_nll"] *= 1 + 1e-13
+    run = train["roll_nvp"]["plain"]["seed0"]
+    run.update(final_train_nll=3.6, message="converged (last window improved 0.00097 nats)")
+    claims[0]["experiments"]["roll_nvp"].update(measured=0.24, verdict="FAIL", passed=False)
+    claims[0].update(measured=0.24, verdict="FAIL", passed=False)
+    history[3] = "roll_nvp,plain,0,2,5.2"
+    return train, claims, history
+
+
+@pytest.fixture
+def chaos_repo(tmp_path) -> tuple[Path, dict]:
+    """Hand-made results with a stable and a chaotic experiment, committed with their chaos
+    measurement (from a hand-made replica); returns (repo, chaos document)."""
+    from flowtheory.pipeline.verify import measure_chaos
+
+    repo, replica = tmp_path / "repo", tmp_path / "replica"
+    _git(repo if repo.mkdir() is None else repo, "init", "-q")
+    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    _results(replica, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
+    doc = measure_chaos(repo, {"FLOWTHEORY_PERTURB_INIT=up": replica}, [CHAOS_CONFIG], head={"config": "x"})
+    _write(repo, "results/chaos.json", doc)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "results and their chaos measurement")
+    return repo, doc
+
+
+def test_the_chaos_measurement_classifies_experiments_and_runs_and_names_fragile_verdicts(chaos_repo):
+    from flowtheory.pipeline.verify import fragile_verdicts
+
+    _, doc = chaos_repo
+    assert doc["format"] == "flowtheory-chaos/1" and doc["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=up"]
+    assert doc["summary"] == {"stable": ["gaussian_linear"], "chaotic": ["roll_nvp"], "fragile": 4}
+    stable, chaotic = doc["experiments"]["gaussian_linear"], doc["experiments"]["roll_nvp"]
+    assert stable["class"] == "stable" and 0 < stable["largest_round_off"] < 1e-12 and "spread" not in stable
+    assert chaotic["runs"] == {
+        "roll_nvp/plain/seed0": {"class": "chaotic", "largest": [0.028, "metrics/train.json:final_train_nll"]},
+        "roll_nvp/plain/seed1": {"class": "stable"},
+    }
+    # per key, less the experiment and run names; rounded up to two digits (0.1 / 3.7 = 0.027)
+    assert chaotic["spread"] == {
+        "metrics/train.json:final_train_nll": 0.028,
+        "plots/train_history.csv:train_nll": 0.019,
+        "results/claims.json:unregularized_diverges.experiments.measured": 0.2,
+    }
+    assert chaotic["changed"] == ["metrics/train.json:message"]
+    assert doc["other"]["spread"] == {"results/claims.json:unregularized_diverges.measured": 0.2}
+    assert fragile_verdicts(doc) == {("unregularized_diverges", "roll_nvp"), ("unregularized_diverges", None)}
+    assert fragile_verdicts(None) == set()
+
+
+def _rerun(repo: Path, edit=None, history=None, edit_claims=None) -> None:
+    """The working tree of ``repo`` becomes a rerun: the replica's kind of changes (another
+    trajectory of the RealNVP run), then ``edit`` on metrics/train.json, ``edit_claims`` on the claims."""
+    train, claims, hist = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    train["roll_nvp"]["plain"]["seed0"].update(final_train_nll=3.8, message="not the replica's")
+    if edit:
+        edit(train)
+    if edit_claims:
+        edit_claims(claims)
+    _results(repo, train, claims, history or hist)
+
+
+def test_a_rerun_of_a_chaotic_run_reproduces_within_its_measured_spread(chaos_repo, capsys):
+    repo, _ = chaos_repo
+    _rerun(repo)
+    assert main(["--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "chaotic runs: results/chaos.json at HEAD: 1 chaotic experiment(s) (roll_nvp), 4 fragile" in out
+    assert (
+        "  results/claims.json: unregularized_diverges.experiments.roll_nvp.verdict: "
+        "fragile verdict flipped (measured): 'PASS' -> 'FAIL'"
+    ) in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(
+        "REPRODUCED: 2 claims, all 2 robust verdicts identical, 4 fragile flipped (unregularized_diverges); "
+    ), last
+    # 3.7 -> 3.8 (rel 0.026, spread 0.028), the message, 5.101 -> 5.2 and the claim's two measured
+    assert "5 values of chaotic runs within 30x their measured spread; 0 beyond;" in last
+    # without the measurement, the same rerun is what the issue saw
+    assert main(["--root", str(repo), "--no-chaos"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("NOT REPRODUCED: 4 of 6 claim verdicts flipped")
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "kind"),
+    [
+        (  # a chaotic number beyond 30x its spread
+            lambda t: t["roll_nvp"]["plain"]["seed0"].update(final_train_nll=-1.0),
+            "roll_nvp.plain.seed0.final_train_nll",
+            "beyond the chaotic spread (rel 1.3; 30 x spread 0.028)",
+        ),
+        (  # a setting a chaotic run echoes: neither the replica nor the seeds moved it
+            lambda t: t["roll_nvp"]["plain"]["seed0"].update(lam=0.02),
+            "roll_nvp.plain.seed0.lam",
+            "beyond round-off (rel 0.5; float64: rel 1e-09 + abs 1e-12) "
+            "(a chaotic run's key that neither the perturbation nor the seeds moved)",
+        ),
+        (  # an integer of a chaotic run that no replica and no seed moved, by more than one
+            lambda t: t["roll_nvp"]["plain"]["seed0"].update(steps=1600),
+            "roll_nvp.plain.seed0.steps",
+            "beyond round-off (a chaotic run's key that neither the perturbation nor the seeds moved)",
+        ),
+        (  # a stable run keeps the round-off tier
+            lambda t: t["gaussian_linear"]["none"]["seed0"].update(final_train_nll=2.5436210092301628 * (1 + 1e-6)),
+            "gaussian_linear.none.seed0.final_train_nll",
+            "beyond round-off (rel 1e-06; float64: rel 1e-09 + abs 1e-12)",
+        ),
+    ],
+    ids=["beyond-spread", "setting", "integer", "stable-run"],
+)
+def test_a_real_change_does_not_reproduce(chaos_repo, edit, where, kind):
+    repo, _ = chaos_repo
+    _rerun(repo, edit)
+    report = verify(repo)
+    assert [(d.where, d.kind) for d in report.differences] == [(where, kind)]
+    assert report.verdict().startswith("NOT REPRODUCED: 0 of 6 claim verdicts flipped, 4 fragile flipped")
+
+
+def test_strings_decided_from_chaotic_numbers_may_change_others_not(chaos_repo):
+    """A string of a chaotic run (one its replica left alone) may change; the same in the stable
+    run may not."""
+    repo, _ = chaos_repo
+
+    def edit(t):
+        t["roll_nvp"]["plain"]["seed0"]["status"] = "not_converged"  # a verdict of a chaotic record
+        t["roll_nvp"]["plain"]["seed0"]["message"] = "not converged: cap reached"
+        t["gaussian_linear"]["none"]["seed0"]["status"] = "not_converged"
+
+    _rerun(repo, edit)
+    report = verify(repo)
+    assert [(d.where, d.kind) for d in report.differences] == [("gaussian_linear.none.seed0.status", "verdict flipped")]
+    assert ("roll_nvp.plain.seed0.status", "fragile verdict flipped (chaotic record)") in [
+        (d.where, d.kind) for d in report.fragile
+    ]
+
+
+def test_an_integer_of_a_chaotic_run_may_flip_to_its_neighbour(chaos_repo):
+    """intrinsic_dim 2 -> 1 in the chaotic run (a threshold count), not in a stable run."""
+    repo, _ = chaos_repo
+    _rerun(repo, lambda t: t["roll_nvp"]["plain"]["seed0"].update(intrinsic_dim=1))
+    assert verify(repo).reproduced
+    _rerun(repo, lambda t: t["roll_nvp"]["plain"]["seed1"].update(intrinsic_dim=1))  # measured stable
+    assert [d.where for d in verify(repo).differences] == ["roll_nvp.plain.seed1.intrinsic_dim"]
+
+
+def test_the_seeds_spread_widens_a_chaotic_runs_tolerance(chaos_repo):
+    """smax_last: the replica left it alone, but the run's two seeds differ by a third (2.0, 3.0):
+    10x that is allowed; lam, equal over the seeds, is not."""
+    repo, _ = chaos_repo
+    _rerun(repo, lambda t: t["roll_nvp"]["plain"]["seed0"].update(smax_last=2.9))
+    assert verify(repo).reproduced
+
+
+def test_a_copy_of_a_chaotic_runs_number_has_that_numbers_tolerance(chaos_repo):
+    """worst_smax, an aggregate the replica left alone, is a copy of seed 0's smax_last: it may
+    move as far as that number may (its seeds' spread); the threshold beside it, which copies no
+    run's number, may not."""
+    repo, _ = chaos_repo
+
+    def worst(claims, value=2.6):
+        claims[0]["experiments"]["roll_nvp"]["worst_smax"] = value
+
+    _rerun(repo, lambda t: t["roll_nvp"]["plain"]["seed0"].update(smax_last=2.6), edit_claims=worst)
+    assert verify(repo).reproduced
+    _rerun(repo, edit_claims=lambda c: c[0]["experiments"]["roll_nvp"].update(threshold=0.26))  # copies no run
+    assert [d.where for d in verify(repo).differences] == ["unregularized_diverges.experiments.roll_nvp.threshold"]
+
+
+def test_a_chaos_file_measured_on_other_results_is_ignored(chaos_repo):
+    repo, doc = chaos_repo
+    doc["measured_on"]["metrics/train.json"] = "sha256:0"
+    _write(repo, "results/chaos.json", doc)
+    _git(repo, "commit", "-qam", "stale chaos file")
+    _rerun(repo)
+    report = verify(repo)
+    assert "was measured on another metrics/train.json than the one at HEAD: ignored" in report.chaos
+    assert not report.reproduced and not report.fragile
+
+
+def test_rows_are_matched_by_identity_and_a_chaotic_run_may_stop_elsewhere(chaos_repo):
+    """An extra epoch of one run shifts the rows of the others; they are still matched by
+    (experiment, stabilizer, seed, epoch). With the measurement the row of a chaotic run may come
+    or go (its history numbers are chaotic); without, it is named."""
+    repo, _ = chaos_repo
+    _, _, hist = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    _rerun(repo, history=[*hist[:4], "roll_nvp,plain,0,3,5.0", *hist[4:]])
+    assert verify(repo).reproduced
+    report = verify(repo, chaos=None, use_chaos=False)
+    rows = [(d.where, d.kind) for d in report.differences if d.file == "plots/train_history.csv"]
+    assert rows == [
+        ("row (experiment=roll_nvp, stabilizer=plain, seed=0, epoch=3)", "changed"),
+        ("row 3 (experiment=roll_nvp, stabilizer=plain, seed=0, epoch=2) train_nll", "beyond round-off (rel 0.019; "
+         "float64: rel 1e-09 + abs 1e-12)"),
+    ]  # fmt: skip
+
+
+def test_the_committed_example_is_a_chaos_file():
+    """tests/configs/chaos_realnvp.chaos.json: what python -m bench.chaos wrote for the chaos test
+    config (two replicas, ulp up and down), the format's example."""
+    from flowtheory.pipeline.verify import Chaos, Where, fragile_verdicts, load_chaos
+
+    doc = load_chaos(Path(__file__).parents[1] / "configs" / "chaos_realnvp.chaos.json")
+    assert doc["summary"]["stable"] == ["g2_linear"] and doc["summary"]["chaotic"] == ["roll_nvp"]
+    assert fragile_verdicts(doc) == {("manifold_unregularized_illposed", "roll_nvp")}  # a per-run state
+    chaos = Chaos(doc)
+    nll = Where("roll_nvp", "roll_nvp/plain/seed0", "metrics/train.json:final_train_nll")
+    assert 0 < chaos.spread(nll) < 1 and chaos.spread(Where("g2_linear", None, nll.key)) is None
+    assert chaos.may_change(Where("roll_nvp", "roll_nvp/noisy/seed1", "metrics/train.json:message"))
+    assert all(v > 0 for e in doc["experiments"].values() for v in e.get("spread", {}).values())
+    with pytest.raises(ValueError, match="not a chaos file"):
+        load_chaos(b'{"format": "something else"}')

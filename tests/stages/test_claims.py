@@ -575,6 +575,11 @@ def test_the_law_on_a_real_linear_flow_on_a_line():
     assert verdict == "FAIL", o.detail
 
 
+def test_a_history_too_short_for_the_law_has_not_gone_far_enough():
+    verdict, _, o = _law(_history(-1.0, epochs=3), train=_train(status="not_converged"))
+    assert verdict == "NOT_FAR_ENOUGH" and "too short" in o.notes["none/seed0"]
+
+
 def test_illposed_claims_read_the_history_from_the_summaries():
     s = _summaries()
     s["train_summary"]["a"]["none"] = {"seed0": _train(status="not_converged"), "seed1": _train(status="not_converged")}

@@ -531,6 +531,10 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
             states[r], notes[r] = PASS, "became non-finite"
         elif on_law:
             states[r], notes[r] = PASS, "on the law"
+        elif fit.get("not_measured") == "no history":
+            states[r], notes[r] = NOT_RUN, fit["not_measured"]
+        elif "not_measured" in fit and conv != CONVERGED:  # a run too short to show a rate
+            states[r], notes[r] = NOT_FAR_ENOUGH, f"too short to measure the law: {fit['not_measured']}"
         elif "not_measured" in fit:
             states[r], notes[r] = NOT_RUN, fit["not_measured"]
         elif conv == CONVERGED:

@@ -1,0 +1,163 @@
+"""Which runs are chaotic under round-off? Perturbation replicas, measured (``results/chaos.json``).
+
+The pipeline runs again in a throwaway copy of the repository (its tracked files, less the results
+and DVC), once per perturbation and only up to the files compared (figures are no measurement),
+with ``FLOWTHEORY_PERTURB_INIT`` set: every initial parameter of every run moves by whole ulps
+(:func:`flowtheory.stages.train.perturb_init`), which stands in for another host's round-off. Each
+replica's ``metrics/*.json``, ``results/claims.json``, ``plots/*.csv`` and ``results/tables/*.csv``
+are compared with the working tree's (the committed results, which must come from the same config)
+by :func:`flowtheory.pipeline.verify.measure_chaos`. Written: per experiment and per run, ``stable``
+(every number within the round-off tier of ``make verify``) or ``chaotic``; for a chaotic
+experiment the largest relative change per key over the replicas (its spread) and the keys whose
+strings, nulls or rows changed; and the verdicts a replica flipped (``fragile``). ``make verify``
+reads the file (docs/measurements.md#chaos; the format is documented in
+:mod:`flowtheory.pipeline.verify`).
+
+Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
+[--perturb up down 2] [--cores 2]`` (``make chaos``). Each perturbation is one replica and costs one
+pipeline run of that config. Three by default because one replica is one sample: a run whose
+trajectories are still separating exponentially moves by amounts that differ by orders of
+magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded
+verify's tolerance in 5 of 20 trials with one replica, 1 of 30 with two and none of 20 with three
+(docs/measurements.md#chaos). Regenerate the file whenever the committed results change: verify
+ignores a file measured on another ``metrics/train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
+from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
+
+__all__ = ["compared_files", "copy_project", "main", "replicate"]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: not copied: the results (the replica makes its own) and DVC (a replica records nothing)
+SKIP = ("results/", "metrics/", "plots/", ".dvc/", "dvc.lock")
+
+
+def copy_project(root: Path, dst: Path) -> None:
+    """The tracked files of ``root`` (less :data:`SKIP`) into ``dst``."""
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
+    for f in files.splitlines():
+        if (root / f).is_file() and not f.startswith(SKIP):
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / f, dst / f)
+
+
+def compared_files(root: Path) -> list[str]:
+    """The files a replica must rebuild: the results under ``root`` that verify compares by value
+    (JSON and CSV; figures are not measurements)."""
+    found = {p for pattern, kind in COMPARED.items() if kind != "bytes" for p in root.glob(pattern) if p.is_file()}
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+def replicate(
+    root: Path, config: str, dst: Path, perturb: str = "up", cores: int = 2, targets: list[str] | None = None
+) -> float:
+    """The pipeline of ``config`` (a path relative to ``root``, or absolute) run from scratch in a
+    copy of ``root`` at ``dst``, initial parameters perturbed, up to ``targets`` (default: every
+    output); returns the wall seconds."""
+    copy_project(root, dst)
+    cfg = Path(config) if Path(config).is_absolute() else dst / config
+    if not Path(config).is_absolute():
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / config, cfg)
+    env = dict(os.environ, PYTHONPATH=str(dst / "src"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env[PERTURB_INIT] = perturb
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("DVC_STAGE", None)
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [
+            snakemake,
+            *(targets or []),  # before --configfile, which takes every word that follows
+            "--cores",
+            str(cores),
+            "--configfile",
+            str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg),
+        ],
+        cwd=dst,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"the perturbed run in {dst} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="config/config.yaml", help="the config the committed results come from")
+    parser.add_argument("--out", default=CHAOS_JSON, help=f"where to write (default {CHAOS_JSON})")
+    parser.add_argument(
+        "--perturb",
+        nargs="+",
+        default=["up", "down", "2"],
+        help=f"one replica per value of {PERTURB_INIT} (default: up down 2; each costs one pipeline run)",
+    )
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
+    parser.add_argument(
+        "--keep", default=None, help="run the replicas in this folder (one subfolder each) and keep them"
+    )
+    args = parser.parse_args(argv)
+    for value in args.perturb:
+        if not perturb_ulps(value):
+            parser.error(f"--perturb {value!r}: not a perturbation")
+    root = Path(args.root).resolve()
+    config = yaml.safe_load((root / args.config).read_text())
+    with tempfile.TemporaryDirectory(prefix="flowtheory-chaos-") as tmp:
+        base = Path(args.keep) if args.keep else Path(tmp)
+        replicas, walls = {}, []
+        for value in args.perturb:
+            dst = base / f"replica_{value}"
+            dst.mkdir(parents=True, exist_ok=True)
+            print(f"running {args.config} with {PERTURB_INIT}={value} in {dst} ...", flush=True)
+            walls.append(replicate(root, args.config, dst, value, args.cores, compared_files(root)))
+            replicas[f"{PERTURB_INIT}={value}"] = dst
+        doc = measure_chaos(
+            root,
+            replicas,
+            [config],
+            head={
+                "about": "python -m bench.chaos: the pipeline rerun with every initial parameter moved by whole ulps, "
+                "compared with the committed results (docs/measurements.md#ensembles)",
+                "config": args.config,
+            },
+        )
+    out = root / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    s = doc["summary"]
+    print(f"replicas: {', '.join(f'{w:.0f} s' for w in walls)}; stable: {', '.join(s['stable']) or 'none'}")
+    for e in s["chaotic"]:
+        rec = doc["experiments"][e]
+        top = sorted(rec["spread"].items(), key=lambda kv: -kv[1])[:3]
+        print(
+            f"chaotic: {e}: {rec['beyond_round_off']:,} of {rec['numbers']:,} numbers beyond round-off; "
+            f"largest spreads {', '.join(f'{k} {v:.2g}' for k, v in top)}"
+        )
+    for f in doc["fragile"]:
+        print(
+            f"fragile: {f['file']}: {f['where']}: {f['original']!r} -> {f['replica']!r} ({', '.join(f['flipped_by'])})"
+        )
+    print(f"wrote {out}")
+    return doc
+
+
+if __name__ == "__main__":
+    main()
