@@ -73,6 +73,17 @@ def _curves(ax, history: pd.DataFrame, runs: pd.DataFrame, column: str, log: boo
     return lim
 
 
+#: a verdict as the gallery writes it (short enough for its column)
+_VERDICT_LABELS = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "not_at_optimum": "NOT AT OPT.",
+    "cannot_reach": "CAPACITY",
+    "not_run": "NOT RUN",
+    "na": "N/A",
+}
+
+
 def _verdicts(ax, records: list[dict], experiment: str, pm: dict) -> None:
     ax.axis("off")
     ax.set_title("verdicts of the claims on this experiment", fontsize=10)
@@ -96,10 +107,12 @@ def _verdicts(ax, records: list[dict], experiment: str, pm: dict) -> None:
         direction = res.get("direction") or r.get("direction") or fs.direction(pm.get(r["id"]))
         op = {"<=": "≤", ">=": "≥", "==": "="}.get(direction or "", "vs")
         margin = f", margin {m:+.0%}" if math.isfinite(m) and abs(m) < 10 else ""
+        metric = res.get("metric") or r.get("metric") or "measured"
+        label = _VERDICT_LABELS.get(cat, str(res.get("verdict", "?")))
         ax.text(
             0.0,
             y,
-            f"{res.get('verdict', '?')}",
+            label,
             color=colour,
             fontweight="bold",
             fontsize=size,
@@ -107,12 +120,12 @@ def _verdicts(ax, records: list[dict], experiment: str, pm: dict) -> None:
             va="top",
         )
         ax.text(
-            0.26, y, f"{r['id']} (claim {r.get('paper_claim', '?')})", fontsize=size, transform=ax.transAxes, va="top"
+            0.3, y, f"{r['id']} (claim {r.get('paper_claim', '?')})", fontsize=size, transform=ax.transAxes, va="top"
         )
         ax.text(
-            0.26,
+            0.3,
             y - step * 0.45,
-            f"measured {shown} {op} {thr}{margin}",
+            f"{metric} {shown} {op} {thr}{margin}",
             fontsize=size - 1,
             color="0.35",
             transform=ax.transAxes,
@@ -308,8 +321,8 @@ def page(
                 drew = True
     if drew:
         if "local_covariance_oracle" in pm:
-            cid = "local_covariance_oracle"
-            fs.vline(ax, pm[cid]["threshold"], fs.threshold_label(pm[cid], unit="°"))
+            entry = pm["local_covariance_oracle"]
+            fs.vline(ax, entry["threshold"], fs.threshold_label(entry, unit="°") + " (on the median)")
         fs.legend(ax, loc="upper right", fontsize=6)
     else:
         paperfigs._nothing(ax, "no tangent angles (intrinsic dimension unknown or d > 16)")
