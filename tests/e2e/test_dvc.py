@@ -76,16 +76,6 @@ def test_dvc_repro_of_a_finished_run_does_nothing_and_a_param_edit_reruns_only_i
     assert metrics["line_linear"]["weight_1e-1"]["seed0"]["lam"] == 0.2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known defect (2026-12-03, docs/measurements.md#ensembles): inside a batched ensemble, FlatAdam takes "
-        "the scalar path while every member has one learning rate and the per-element path once they differ, "
-        "so a member's bytes depend on when the other members anneal: changing one stabilizer's λ moves its "
-        "group-mates at round-off (the RealNVP λ sweep). Fix: the per-element path for every ensemble of two "
-        "or more, then regenerate the paper results"
-    ),
-)
 def test_dvc_exp_run_with_a_param_changes_the_metrics(clone_run):
     """`dvc exp run` only sees files tracked by Git or DVC: the copy's state is committed first."""
     project = clone_run

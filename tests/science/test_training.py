@@ -429,3 +429,43 @@ def test_unfinished_training_is_not_converged():
     result = train(flow, x[:1000], x[1000:], Stabilizer("none", "none"), TrainConfig(20, window=5), seed=0, log=_quiet)
     assert result.status == "not_converged"
     assert result.convergence["conv_window_change"] > result.convergence["conv_tol"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_flat_adam_member_bytes_do_not_depend_on_the_other_members_rates(dtype):
+    """Inside a stack each member's update is bitwise that of the member alone at its own rate, whether
+    the group-mates share its rate or not (the defect found by tests/e2e/test_dvc.py: a member's bytes
+    followed its group-mates' annealing, docs/measurements.md#ensembles)."""
+    torch.manual_seed(0)
+    init = torch.randn(3, 5, 4, dtype=dtype)
+    bias = torch.randn(3, 4, dtype=dtype)
+    targets = [torch.randn(3, 5, 4, dtype=dtype) for _ in range(6)]
+
+    def stacked(rates_per_step):
+        p, b = torch.nn.Parameter(init.clone()), torch.nn.Parameter(bias.clone())
+        opt = FlatAdam([p, b], 1e-2, members=3)
+        for target, rates in zip(targets, rates_per_step, strict=True):
+            for e, lr in enumerate(rates):
+                opt.set_member_lr(e, lr)
+            opt.zero_grad()
+            (((p - target) ** 3).abs().sum() + (b**2).sum()).backward()
+            opt.step()
+        return p.detach(), b.detach()
+
+    def alone(e, rates):
+        p, b = torch.nn.Parameter(init[e].clone()), torch.nn.Parameter(bias[e].clone())
+        opt = FlatAdam([p, b], rates[0])
+        for target, lr in zip(targets, rates, strict=True):
+            opt.set_member_lr(0, lr)
+            opt.zero_grad()
+            (((p - target[e]) ** 3).abs().sum() + (b**2).sum()).backward()
+            opt.step()
+        return p.detach(), b.detach()
+
+    same = [[1e-2] * 3] * 6
+    mixed = [[1e-2, 1e-2 * 0.3**k, 3e-3] for k in range(6)]
+    for rates in (same, mixed):
+        p, b = stacked(rates)
+        for e in range(3):
+            pe, be = alone(e, [r[e] for r in rates])
+            assert torch.equal(p[e], pe) and torch.equal(b[e], be)

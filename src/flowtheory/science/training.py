@@ -126,7 +126,6 @@ class FlatAdam:
         # stacked parameters (leading axis ``members``) may take one learning rate per member
         self.members = members
         self.lrs = [lr] * (members or 1)
-        self.scales: list[Tensor] | None = None  # per-element learning rates, built when they differ
         self._params = params
         self.groups: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (param, grad, exp_avg, exp_avg_sq)
         for dtype in dict.fromkeys(p.dtype for p in params):
@@ -141,6 +140,24 @@ class FlatAdam:
                 p.grad = grad[offset : offset + n].view_as(p)
                 offset += n
             self.groups.append((flat, grad, torch.zeros_like(flat), torch.zeros_like(flat)))
+        # stacked parameters: each flat element's member (leading axis), to expand per-member step sizes
+        self.member_index: list[Tensor] | None = None
+        if members is not None:
+            self.member_index = []
+            for flat, *_ in self.groups:
+                index = torch.empty(flat.shape, dtype=torch.long, device=flat.device)
+                offset = 0
+                for p in params:
+                    if p.dtype != flat.dtype:
+                        continue
+                    n = p.numel()
+                    if p.shape[0] != members:
+                        raise ValueError(f"a stacked parameter's leading axis is {p.shape[0]}, not {members} members")
+                    index[offset : offset + n].view_as(p).copy_(
+                        torch.arange(members, device=flat.device).reshape(-1, *[1] * (p.ndim - 1)).expand_as(p)
+                    )
+                    offset += n
+                self.member_index.append(index)
 
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zeroes the flat gradients in place (``set_to_none`` is accepted and ignored)."""
@@ -153,22 +170,7 @@ class FlatAdam:
     def set_member_lr(self, e: int, lr: float) -> None:
         """Member ``e``'s learning rate (all of them when the parameters are not stacked)."""
         self.lrs[e] = lr
-        if len(set(self.lrs)) == 1:  # one rate: the scalar arithmetic, bitwise torch's
-            self.lr, self.scales = self.lrs[0], None
-            return
-        self.scales = []
-        for flat, *_ in self.groups:
-            scale = torch.empty_like(flat)
-            offset = 0
-            for p in self._params:
-                if p.dtype != flat.dtype:
-                    continue
-                n = p.numel()
-                scale[offset : offset + n].view_as(p).copy_(
-                    torch.tensor(self.lrs, dtype=p.dtype).reshape(-1, *[1] * (p.ndim - 1)).expand_as(p)
-                )
-                offset += n
-            self.scales.append(scale)
+        self.lr = self.lrs[0]
 
     @torch.no_grad()
     def step(self) -> None:
@@ -181,10 +183,15 @@ class FlatAdam:
             exp_avg.lerp_(grad, 1 - self.beta1)
             exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
             denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(self.eps)
-            if self.scales is None:
+            if self.member_index is None:
                 param.addcdiv_(exp_avg, denom, value=step_size)
-            else:  # per-member rates: lr_e / (1 − β₁ᵗ) elementwise
-                param.addcdiv_(exp_avg * self.scales[i], denom, value=-1 / bias_correction1)
+            else:
+                # stacked members, each at its own rate: the same scalar per member as above, computed
+                # in Python doubles and rounded to the dtype as the scalar path rounds it, so
+                # (step_e · m) / v is bitwise the scalar path's for every member whatever the others'
+                # rates (a member's bytes never depend on its group-mates' annealing)
+                steps = torch.tensor([(lr / bias_correction1) * -1 for lr in self.lrs], dtype=param.dtype)
+                param.addcdiv_(exp_avg * steps.to(param.device)[self.member_index[i]], denom)
 
 
 def make_optimizer(flow: torch.nn.Module, lr: float) -> FlatAdam:
