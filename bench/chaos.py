@@ -48,10 +48,12 @@ SKIP = ("results/", "metrics/", "plots/", ".dvc/", "dvc.lock")
 
 
 def copy_project(root: Path, dst: Path) -> None:
-    """The tracked files of ``root`` (less :data:`SKIP`) into ``dst``."""
+    """The tracked files of ``root`` (less :data:`SKIP`) into ``dst``, and the chaos measurement of
+    ``root`` if there is one: the claims rule sets its fragile verdicts aside, in the replica as in
+    the original, so that the two claims files are comparable."""
     files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
-    for f in files.splitlines():
-        if (root / f).is_file() and not f.startswith(SKIP):
+    for f in [*files.splitlines(), CHAOS_JSON]:
+        if (root / f).is_file() and (not f.startswith(SKIP) or f == CHAOS_JSON):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / f, dst / f)
 
