@@ -19,8 +19,9 @@ pipeline run of that config. Three by default because one replica is one sample:
 trajectories are still separating exponentially moves by amounts that differ by orders of
 magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded
 verify's tolerance in 5 of 20 trials with one replica, 1 of 30 with two and none of 20 with three
-(docs/measurements.md#chaos). Regenerate the file whenever the committed results change: verify
-ignores a file measured on another ``metrics/train.json``.
+(docs/measurements.md#chaos). Regenerate the file whenever the committed results change (``make
+chaos`` then reruns the claims, which mark its fragile verdicts): verify ignores a file measured on
+another ``metrics/train.json``.
 """
 
 from __future__ import annotations
