@@ -652,6 +652,56 @@ def test_the_five_conclusions():
     assert c2["number"]["verdict"] == "NOT_AT_OPTIMUM"
 
 
+def test_a_fragile_verdict_is_marked_and_no_conclusion_rests_on_it():
+    """A verdict a round-off perturbation flipped (results/chaos.json) is named, counted neither as
+    PASS nor FAIL, and a conclusion that it alone decided becomes undecided."""
+    s = _summaries(angle_b=(8.0, 20.0))  # b fails at the optimum, a passes
+    assert _conclusion(evaluate(_paper_map(ANGLE), s, TABLE), 2)["conclusion"] == "does not reproduce"
+    doc = evaluate(_paper_map(ANGLE), s, TABLE, fragile={("angle", "b")})
+    r = _record(doc, "angle")
+    assert r["experiments"]["b"]["fragile"] and not r["experiments"]["a"]["fragile"] and r["fragile"] == ["b"]
+    assert r["experiments"]["b"]["verdict"] == "FAIL", "the verdict itself is kept, marked"
+    c = _conclusion(doc, 2)
+    assert c["conclusion"] == "reproduces within stated limits", "resting on a alone"
+    assert c["number"]["experiment"] == "a" and c["counts"]["fragile"] == 1
+    assert "set aside as fragile under round-off: angle on b (FAIL)" in c["cause"]
+    md = render_markdown(doc)
+    assert "| FAIL (fragile) |" in md and "(1 fragile)" in md
+    # both fragile: nothing left to conclude from
+    doc = evaluate(_paper_map(ANGLE), s, TABLE, fragile={("angle", "a"), ("angle", "b")})
+    assert _conclusion(doc, 2)["conclusion"] == "not conclusive"
+
+
+def test_write_claims_applies_a_chaos_measurement_of_its_own_config_only(tmp_path):
+    (tmp_path / "map.yaml").write_text(json.dumps(_paper_map(ANGLE)))
+    paths_ = {}
+    for k, v in _summaries(angle_b=(8.0, 20.0)).items():
+        if k != "train_history":
+            paths_[k] = tmp_path / f"{k}.json"
+            paths_[k].write_text(json.dumps(v))
+    chaos = tmp_path / "chaos.json"
+    chaos.write_text(
+        json.dumps(
+            {
+                "format": "flowtheory-chaos/1",
+                "config_digest": "sha256:aaa",
+                "fragile": [{"claim": "angle", "experiment": "b", "file": "results/claims.json", "where": "x"}],
+            }
+        )
+    )
+    out = [tmp_path / n for n in ("claims.json", "claims.md", "metrics.json")]
+    for digest, expected in (("sha256:aaa", "reproduces within stated limits"), ("sha256:bbb", "does not reproduce")):
+        lines = []
+        write_claims(
+            tmp_path / "map.yaml", paths_, TABLE, *out, log=lines.append, chaos_path=str(chaos), config_digest=digest
+        )
+        doc = json.loads(out[0].read_text())
+        assert _conclusion(doc, 2)["conclusion"] == expected, digest
+        assert doc["config_digest"] == digest
+        assert (doc["fragile_from"] == str(chaos)) == (digest == "sha256:aaa")
+    assert "measured on another config" in lines[0]
+
+
 def test_capacity_names_the_family_that_converged_above_epsilon():
     s = _summaries(gap_b=(0.5, 0.6))
     c = _conclusion(evaluate(_paper_map(ANGLE), s, TABLE), 2)
@@ -741,7 +791,8 @@ def test_write_claims_writes_three_files(tmp_path):
     lines = []
     write_claims(tmp_path / "map.yaml", paths_, TABLE, *out.values(), log=lines.append)
     doc = json.loads(out["claims.json"].read_text())
-    assert set(doc) == {"conclusions", "claims", "error_vs_gap"}
+    assert set(doc) == {"config_digest", "fragile_from", "conclusions", "claims", "error_vs_gap"}
+    assert doc["fragile_from"] is None
     assert [r["id"] for r in doc["claims"]] == ["angle", "illposed"]
     assert doc["claims"][1]["experiments"]["a"]["verdict"] == "NOT RUN", "no history: not measured"
     assert "### Per experiment" in out["claims.md"].read_text()

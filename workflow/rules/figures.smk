@@ -61,6 +61,8 @@ rule claims:
         **paths.SUMMARIES,
         paper_map=paths.PAPER_MAP,
         code=code("figures"),
+        # the chaos measurement, when there is one: its fragile verdicts are marked (stages/claims.py)
+        **({"chaos": paths.CHAOS_JSON} if Path(paths.CHAOS_JSON).is_file() else {}),
     output:
         json=paths.CLAIMS_JSON,
         md=paths.CLAIMS_MD,
@@ -71,6 +73,7 @@ rule claims:
         CONDA_ENV
     params:
         experiments=EXPERIMENTS,
+        config_digest=ftconfig.digest(config),
     script:
         "../scripts/claims.py"
 

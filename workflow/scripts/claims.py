@@ -14,5 +14,7 @@ jobs.run(
         snakemake.output.md,
         snakemake.output.metrics,
         log=log,
+        chaos_path=snakemake.input.get("chaos"),
+        config_digest=snakemake.params.config_digest,
     ),
 )

@@ -31,6 +31,7 @@ __all__ = [
     "check",
     "check_device",
     "check_input_files",
+    "digest",
     "input_files",
     "load",
     "n_points",
@@ -278,6 +279,17 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         return str(RunKey(self.experiment, self.stabilizer, self.seed))
+
+
+def digest(config: dict) -> str:
+    """A digest of the loaded config (every setting, in canonical JSON): equal on every machine for
+    the same config. The claims rule records it, and applies a chaos measurement's fragile verdicts
+    only to results of the config it was measured on (``bench.chaos``)."""
+    import hashlib
+    import json
+
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def runs(config: dict) -> list[tuple[str, str, int]]:

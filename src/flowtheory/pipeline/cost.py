@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 
 from flowtheory.datasets.truth import truth
+from flowtheory.science.kinds import FLOW_REGISTRY
 
 __all__ = [
     "MINUTES_PER_RUN",
@@ -72,57 +73,18 @@ REFERENCE_STEP_MS = 2.8
 
 #: ``flowtheory.science.stabilizers.EXACT_MAX_D`` (that module imports torch; a test checks they agree)
 EXACT_MAX_D = 16
-#: zuko's neural spline flow: bins per dimension (zuko's default), 3 · bins - 1 outputs per dimension
-NSF_BINS = 8
 
 
 def parameters(flow: dict, d: int) -> int:
-    """The flow's trainable parameter count at data dimension ``d`` (as ``build_flow`` builds it)."""
-    kind = flow["kind"]
-    if kind == "linear":
-        return d * d + d
-    if kind == "mlp":
-        n_hidden = flow.get("hidden_layers", 3)
-        n = (n_hidden + 1) * (d * d + d)
-        if flow.get("activation", "sinh") == "prelu":
-            n += n_hidden
-        bn = flow.get("batchnorm_every", 0)
-        if bn:
-            n += 2 * d * (n_hidden // bn)
-        return n
-    hidden = list(flow.get("hidden", [64, 64]))
-    if kind == "realnvp":
-        n_masked = flow.get("n_masked", d // 2) or 1
-        widths = [n_masked, *hidden, 2 * (d - n_masked)]
-        blocks = flow.get("couplings", 4)
-    else:  # zuko's MADE conditioner: d inputs, d · (outputs per dimension) outputs
-        per_dim = 2 if kind == "zuko_maf" else 3 * NSF_BINS - 1
-        widths = [d, *hidden, per_dim * d]
-        blocks = flow.get("transforms", 3)
-    return blocks * sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=False))
+    """The flow's trainable parameter count at data dimension ``d`` (as ``build_flow`` builds it;
+    the flow kind's own count, ``flowtheory.science.kinds``)."""
+    return FLOW_REGISTRY[flow["kind"]].parameters(flow, d)
 
 
 def layers(flow: dict) -> int:
-    """Small tensor operations per step, in units of one fused MLP layer (measured per family):
-    the MLP flow's affine and element-wise layers (three times as many when the fused pass cannot
-    take it: batch norm, PReLU or a logit layer); per RealNVP coupling its net's linear and ReLU
-    layers and about seven more (split, exp, shift, permutation); per zuko transform its MADE's
-    layers and about eight more (MAF) or sixty (the rational-quadratic spline of NSF)."""
-    kind = flow["kind"]
-    if kind == "linear":
-        return 1
-    if kind == "mlp":
-        n_hidden = flow.get("hidden_layers", 3)
-        fused = (
-            flow.get("activation", "sinh") != "prelu"
-            and not flow.get("batchnorm_every", 0)
-            and not flow.get("sigmoid_output", False)
-        )
-        return (2 * n_hidden + 1) * (1 if fused else 3)
-    depth = 2 * len(flow.get("hidden", [64, 64]))
-    if kind == "realnvp":
-        return flow.get("couplings", 4) * (depth + 7)
-    return flow.get("transforms", 3) * (depth + (8 if kind == "zuko_maf" else 60))
+    """Small tensor operations per step, in units of one fused MLP layer (the flow kind's own
+    count, ``flowtheory.science.kinds``)."""
+    return FLOW_REGISTRY[flow["kind"]].layers(flow)
 
 
 def penalty_factors(stab: dict, d: int) -> tuple[float, float]:
@@ -139,7 +101,7 @@ def penalty_factors(stab: dict, d: int) -> tuple[float, float]:
 
 
 def _affine_layers(flow: dict) -> int:
-    return {"linear": 1, "mlp": flow.get("hidden_layers", 3) + 1}.get(flow["kind"], 0)
+    return FLOW_REGISTRY[flow["kind"]].affine(flow)
 
 
 def _is_highdim(config: dict, experiment: str) -> bool:

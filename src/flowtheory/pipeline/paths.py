@@ -63,6 +63,9 @@ COMPONENTS_SPECTRA = "plots/component_spectra.csv"
 CLAIMS_JSON = "results/claims.json"
 CLAIMS_MD = "results/claims.md"
 CLAIMS_METRICS = "metrics/claims.json"
+#: the chaos measurement (``python -m bench.chaos``, docs/measurements.md#chaos), committed beside
+#: the results: ``make verify`` reads it, and the claims rule names the verdicts it found fragile
+CHAOS_JSON = "results/chaos.json"
 PAPER_MAP = "paper_map.yaml"
 
 FIGURES_DIR = "results/figures"

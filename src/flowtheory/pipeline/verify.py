@@ -54,7 +54,8 @@ max(|replica|, |original|) of any replica (its *spread*), the keys whose strings
 changed, and the verdicts a replica flipped (*fragile*; :func:`fragile_verdicts`). The format::
 
     {"format": "flowtheory-chaos/1", "config": ..., "perturbations": ["FLOWTHEORY_PERTURB_INIT=up", ...],
-     "measured_on": {"metrics/train.json": "sha256:..."}, "compared": [files], "round_off": {...},
+     "measured_on": {"metrics/train.json": "sha256:..."}, "config_digest": "sha256:...",
+     "compared": [files], "round_off": {...},
      "summary": {"stable": [experiments], "chaotic": [experiments], "fragile": n},
      "experiments": {name: {"class": "stable" | "chaotic", "numbers": n, "beyond_round_off": n,
                             "largest_round_off": rel            (stable)
@@ -123,7 +124,8 @@ from pathlib import Path
 
 import yaml
 
-from flowtheory.pipeline.paths import CLAIMS_JSON, FIGURES_DIR, TABLES_DIR, TRAIN_SUMMARY
+from flowtheory.pipeline.paths import CHAOS_JSON, CLAIMS_JSON, FIGURES_DIR, TABLES_DIR, TRAIN_SUMMARY
+from flowtheory.pipeline.runkey import RunKey
 from flowtheory.pipeline.storage import CSV_FLOAT_FORMAT
 
 __all__ = [
@@ -164,8 +166,6 @@ FLOAT64 = Tolerance(rel=1e-9, abs=1e-12)
 FLOAT32 = Tolerance(rel=1e-4, abs=1e-6)
 #: a chaotic number may move by this many times its measured spread (module docstring)
 CHAOS_FACTOR = 30.0
-#: the chaos measurement (``python -m bench.chaos``), committed beside the results
-CHAOS_JSON = "results/chaos.json"
 CHAOS_FORMAT = "flowtheory-chaos/1"
 
 #: keys whose values are verdicts (claims: passed; runs: status), compared exactly
@@ -265,7 +265,7 @@ class Names:
             ident = "|".join(
                 "*" if h == "seed" else v for h, v in zip(header, row, strict=False) if v and not _is_float(v)
             )
-            out = (e, f"{e}/{stab}/seed{int(seed)}", ident)
+            out = (e, str(RunKey(e, stab, int(seed))), ident)
         self._last_row = ((header, row), out)
         return out
 
@@ -1181,6 +1181,9 @@ def measure_chaos(
         **(head or {}),
         "perturbations": list(replicas),
         "measured_on": {TRAIN_SUMMARY: _sha256(_read(original / TRAIN_SUMMARY))},
+        # the config it was measured on, as the claims rule records it: the claims rule marks these
+        # fragile verdicts only in results of this config (flowtheory.stages.claims.write_claims)
+        "config_digest": (claims[0] if claims else {}).get("config_digest"),
         "compared": files,
         "round_off": {"float64": str(FLOAT64), "float32": str(FLOAT32)},
     }

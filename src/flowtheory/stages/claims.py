@@ -937,7 +937,12 @@ def _claim_measured(verdict: str, results: dict[str, dict]) -> str | None:
     return min(pool, key=lambda e: _margin_key(results[e])) if pool else None
 
 
-def evaluate(paper_map: dict, summaries: dict, experiments: dict[str, dict]) -> dict:
+def evaluate(
+    paper_map: dict,
+    summaries: dict,
+    experiments: dict[str, dict],
+    fragile: set[tuple[str, str | None]] | frozenset = frozenset(),
+) -> dict:
     """Checks every claim on every experiment it applies to, then concludes per paper claim.
 
     Arguments:
@@ -947,6 +952,9 @@ def evaluate(paper_map: dict, summaries: dict, experiments: dict[str, dict]) -> 
             ``{experiment: {stabilizer: {seed<k>: {"epoch": [...], "train_nll": [...], "smax": [...]}}}}``
             (:func:`load_history`).
         experiments: every experiment's properties (:func:`flowtheory.pipeline.experiments.describe`).
+        fragile: the (claim id, experiment) verdicts a round-off perturbation flipped
+            (:func:`flowtheory.pipeline.verify.fragile_verdicts`): marked ``fragile``, and no
+            conclusion rests on them (:func:`conclude`).
 
     Returns:
         ``{"claims": [one record per claim], "conclusions": [one per paper claim],
@@ -959,6 +967,8 @@ def evaluate(paper_map: dict, summaries: dict, experiments: dict[str, dict]) -> 
             exp: _evaluate_experiment(entry, check, exp, stabs, experiments[exp], summaries)
             for exp, stabs in select(experiments, entry["applies_to"]).items()
         }
+        for exp, res in results.items():
+            res["fragile"] = (entry["id"], exp) in fragile
         verdict = _overall(results)
         worst = _claim_measured(verdict, results)
         record = {
@@ -992,6 +1002,7 @@ def evaluate(paper_map: dict, summaries: dict, experiments: dict[str, dict]) -> 
             measured_experiment=worst,
             failed=[e for e, r in results.items() if r["verdict"] == FAIL],
             not_at_optimum=[e for e, r in results.items() if r["verdict"] in UNDECIDED],
+            fragile=[e for e, r in results.items() if r["fragile"]],
             experiments=results,
         )
         if verdict == NA:
@@ -1028,7 +1039,11 @@ def _carrier(records: list[dict], headline: str, verdicts: tuple[str, ...]) -> d
     of the headline claim first (then the claims in map order), the one with the smallest margin."""
     ordered = sorted(records, key=lambda r: r["id"] != headline)
     for r in ordered:
-        pool = [e for e, res in r["experiments"].items() if res["verdict"] in verdicts and res.get("metric")]
+        pool = [
+            e
+            for e, res in r["experiments"].items()
+            if res["verdict"] in verdicts and res.get("metric") and not res.get("fragile")
+        ]
         if pool:
             return _number(r, min(pool, key=lambda e: _margin_key(r["experiments"][e])))
     return None
@@ -1045,18 +1060,22 @@ def conclude(paper_map: dict, records: list[dict]) -> list[dict]:
       experiments are not (the limits: the families that do not reach it);
     * ``not conclusive``: no verdict at the optimum.
 
+    A fragile verdict (one a round-off perturbation flipped: ``results/chaos.json``) is set aside:
+    counted as neither PASS nor FAIL, so a conclusion never rests on it, and named in the cause.
     Each names the flow families with a verdict at the optimum, those that converged but stay
     above ε (capacity), the number that carries it (:func:`_carrier`) and the cause of anything
     short of ``reproduces``."""
     out = []
     for num, pc in sorted(paper_map["paper_claims"].items()):
         recs = [r for r in records if r["paper_claim"] == num and r["verdict"] != NA]
-        results = [(r, e, res) for r in recs for e, res in r["experiments"].items()]
+        every = [(r, e, res) for r in recs for e, res in r["experiments"].items()]
+        fragile = [f"{r['id']} on {e} ({res['verdict']})" for r, e, res in every if res.get("fragile")]
+        results = [(r, e, res) for r, e, res in every if not res.get("fragile")]
         n = {v: sum(res["verdict"] == v for _, _, res in results) for v in COUNTED}
         if n[FAIL]:
             conclusion = DOES_NOT_REPRODUCE
             number = _carrier(recs, pc["headline"], (FAIL,))
-        elif n[PASS] and n[PASS] == len(results):
+        elif n[PASS] and n[PASS] == len(every):
             conclusion = REPRODUCES
             number = _carrier(recs, pc["headline"], (PASS,))
         elif n[PASS]:
@@ -1078,7 +1097,7 @@ def conclude(paper_map: dict, records: list[dict]) -> list[dict]:
                 if res["verdict"] in UNDECIDED and res.get("optimum_state") == "capacity"
             }
         )
-        if not results:
+        if not every:
             cause = NO_EXPERIMENT
         elif conclusion == DOES_NOT_REPRODUCE:
             cause = "FAIL at the optimum: " + ", ".join(
@@ -1088,6 +1107,10 @@ def conclude(paper_map: dict, records: list[dict]) -> list[dict]:
             cause = None
         else:
             cause = _undecided_cause(results)
+        if fragile:
+            cause = "; ".join(
+                [*([cause] if cause else []), "set aside as fragile under round-off: " + ", ".join(fragile)]
+            )
         out.append(
             {
                 "id": f"paper_claim_{num}",
@@ -1097,7 +1120,7 @@ def conclude(paper_map: dict, records: list[dict]) -> list[dict]:
                 "headline": pc["headline"],
                 "conclusion": conclusion,
                 "number": number,
-                "counts": n,
+                "counts": {**n, "fragile": len(fragile)},
                 "families_at_optimum": families_at,
                 "families_capacity": capacity,
                 "capacity": capacity_exps,
@@ -1245,7 +1268,9 @@ VERDICT_LEGEND = (
     "numbers are shown, counted neither as pass nor fail. NOT_FAR_ENOUGH: an unregularized run on degenerate "
     "data whose NLL still falls, not yet at the ill-posedness law's rate. Margins are signed in the check's "
     "direction (positive: holds with room); *within noise*: the margin is smaller than the spread over seeds "
-    "or the standard error. Thresholds and ε with their reasons: `paper_map.yaml`."
+    "or the standard error. *(fragile)*: a round-off perturbation of the initial parameters flipped this "
+    "verdict (`make chaos`, `results/chaos.json`, measured on this config); no conclusion rests on it. "
+    "Thresholds and ε with their reasons: `paper_map.yaml`."
 )
 
 
@@ -1287,6 +1312,8 @@ def render_markdown(doc: dict) -> str:
             verdict, exps, measured = f"N/A: {NO_EXPERIMENT}", "", "n/a"
         else:
             verdict, exps = r["verdict"], _verdict_counts(r["counts"])
+            if r.get("fragile"):
+                exps += f" ({len(r['fragile'])} fragile)"
             worst = r["experiments"].get(r["measured_experiment"], {})
             measured = _value_text(
                 r["metric"], r["measured"], r["direction"], worst.get("threshold"), r["margin"], r["near_threshold"]
@@ -1347,8 +1374,9 @@ def render_markdown(doc: dict) -> str:
             base = res.get("detail", {}).get("baseline")
             if base:
                 measured += f"; baseline {base['metric']} median {_fmt(base['median'])}"
+            verdict = f"{res['verdict']} (fragile)" if res.get("fragile") else res["verdict"]
             lines.append(
-                f"| `{r['id']}` | {exp} | {res['flow_family']} | {_runs_text(res)} | {res['verdict']} | {measured} | "
+                f"| `{r['id']}` | {exp} | {res['flow_family']} | {_runs_text(res)} | {verdict} | {measured} | "
                 f"{_fmt(res.get('gap_max'))} | {res.get('cause') or ''} |"
             )
     return "\n".join(lines) + "\n"
@@ -1424,12 +1452,33 @@ def write_claims(
     out_md: str,
     out_metrics: str,
     log: Callable[[str], None] = print,
+    chaos_path: str | None = None,
+    config_digest: str | None = None,
 ) -> dict:
-    """Evaluates every claim and writes ``results/claims.json`` (``conclusions``, ``claims``,
-    ``error_vs_gap``), ``results/claims.md`` and ``metrics/claims.json``."""
+    """Evaluates every claim and writes ``results/claims.json`` (``config_digest``, ``fragile_from``,
+    ``conclusions``, ``claims``, ``error_vs_gap``), ``results/claims.md`` and ``metrics/claims.json``.
+
+    ``chaos_path``: a chaos measurement (``results/chaos.json``, ``python -m bench.chaos``); its
+    fragile verdicts are marked and set aside (:func:`evaluate`) when it was measured on this config
+    (its ``config_digest``, :func:`flowtheory.pipeline.config.digest`, equals ``config_digest``), on
+    any machine: which verdicts round-off can flip is a property of the config's runs, not of one
+    host's bytes. A measurement of another config is ignored, with a line in the log."""
+    from flowtheory.pipeline.verify import fragile_verdicts, load_chaos
+
     paper_map = load_paper_map(map_path)
     summaries = {k: _load_summary(k, p) for k, p in summary_paths.items()}
-    doc = evaluate(paper_map, summaries, experiments)
+    chaos = load_chaos(chaos_path) if chaos_path else None
+    fragile, source = set(), None
+    if chaos is not None and config_digest is not None and chaos.get("config_digest") == config_digest:
+        fragile, source = fragile_verdicts(chaos), chaos_path
+        log(f"{len(fragile)} fragile verdict(s) from {chaos_path}")
+    elif chaos is not None:
+        log(f"{chaos_path} was measured on another config: no verdict marked fragile")
+    doc = {
+        "config_digest": config_digest,
+        "fragile_from": source,
+        **evaluate(paper_map, summaries, experiments, fragile),
+    }
     for c in doc["conclusions"]:
         log(f"paper claim {c['paper_claim']}: {c['conclusion']} ({_number_text(c['number'])})")
     for r in doc["claims"]:

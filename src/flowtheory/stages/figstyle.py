@@ -269,6 +269,13 @@ def threshold_label(entry: dict | None, value=None, unit: str = "", what: str = 
     return f"{what} of {entry['id']} ({(op + ' ') if op else ''}{shown}{unit})"
 
 
+def open_marker(label: str):
+    """The legend entry of the runs drawn as open (hollow) markers."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="none", marker="o", markerfacecolor="none", color="0.3", label=label)
+
+
 def hline(ax, y: float, label: str, role: str = "threshold", **kw):
     """A horizontal reference line with its legend label."""
     return ax.axhline(y, label=label, **{**REF[role], **kw})

@@ -34,6 +34,7 @@ import pandas as pd
 import yaml
 
 from flowtheory.pipeline import storage
+from flowtheory.pipeline.runkey import RunKey
 from flowtheory.stages import figstyle
 from flowtheory.stages.summarize import run_key
 
@@ -352,14 +353,14 @@ def run_table(
                 *analysis.get(exp, {}).get(stab, {}),
                 *components.get(exp, {}).get(stab, {}),
             }
-            for seed in sorted(seeds, key=lambda s: int(str(s).removeprefix("seed"))):
+            for seed in sorted(seeds, key=RunKey.parse_seed):
                 t = train.get(exp, {}).get(stab, {}).get(seed, {})
                 a = analysis.get(exp, {}).get(stab, {}).get(seed, {})
                 c = components.get(exp, {}).get(stab, {}).get(seed, {})
                 row = {
                     "experiment": exp,
                     "stabilizer": stab,
-                    "seed": int(str(seed).removeprefix("seed")),
+                    "seed": RunKey.parse_seed(seed),
                     "kind": st["kind"],
                     "lam": float(st.get("lam", 0.0)),
                     "family": props["flow"]["family"],

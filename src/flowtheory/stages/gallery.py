@@ -258,21 +258,7 @@ def page(
         axes[0].scatter(*xy.T, c=r["c"], s=4, cmap="viridis", rasterized=True)
         axes[0].set(title=f"data ({rep['stabilizer']}, seed {rep['seed']})", xlabel=la, ylabel=lb, aspect="equal")
         paperfigs.latents(axes[1], axes[2], r)
-        var_y, var_h = np.var(r["y"], 0), np.var(r["yhat"], 0)
-        n = min(len(var_h), 16)
-        kk = np.arange(1, n + 1)
-        axes[3].bar(kk - 0.2, var_y[:n], width=0.4, color="0.6", label="whitened y")
-        axes[3].bar(kk + 0.2, var_h[:n], width=0.4, color=fs.color(rep["kind"], rep["lam"]), label="un-whitened ŷ")
-        if rep["lam"] > 0:
-            fs.hline(axes[3], rep["lam"] + rep["noise"] ** 2, "σ² + λ (shrinkage floor)", role="prediction")
-        axes[3].set(
-            yscale="log",
-            xticks=kk if n <= 16 else None,
-            xlabel="component",
-            ylabel="variance",
-            title="variance per component",
-        )
-        fs.legend(axes[3], loc="upper right")
+        paperfigs.component_variances(axes[3], r, rep, "σ² + λ (shrinkage floor)")
     else:
         for a in axes:
             paperfigs._nothing(a, "no components of this experiment")

@@ -522,7 +522,6 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
     half of training, ΔNLL/(d − k) against Δ log s_max, one line per run; (b) the law's slope per run
     (the claims' fit) over d − k, by stabilizer kind; (c) the stabilized runs' final s_max·√λ against
     the level bound of ``regularized_stable_*``."""
-    from matplotlib.lines import Line2D
 
     fig, (a, b, c) = fs.figure(
         fs.WIDE, "Claim 3: maximum likelihood is ill-posed on degenerate data; claim 4: stabilizers stop it", ncols=3
@@ -537,9 +536,7 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
     laws = illposed_claims(pm)
     tol = float(laws[0]["threshold"]) if laws else None
     band_label = f"on the law: within {tol:g} of −1 per normal direction (the *_illposed claims)" if laws else None
-    unknown = Line2D(
-        [], [], ls="none", marker="o", markerfacecolor="none", color="0.3", label="d − k unknown: ΔNLL itself"
-    )
+    unknown = fs.open_marker("d − k unknown: ΔNLL itself")
     # (a) the law along each run
     law = _tail_law(hist)
     if len(law):
@@ -600,19 +597,7 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         fs.hline(b, 0.0, "0: a finite optimum", role="chance")
         b.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
         b.set(ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
-        extra = []
-        if (~moved).any():
-            extra.append(
-                Line2D(
-                    [],
-                    [],
-                    ls="none",
-                    marker="o",
-                    markerfacecolor="none",
-                    color="0.3",
-                    label=f"open: log s_max moved < {min_range:g} (slope not judged)",
-                )
-            )
+        extra = [fs.open_marker(f"open: log s_max moved < {min_range:g} (slope not judged)")] if (~moved).any() else []
         fs.legend(b, extra, loc="lower left")
     else:
         _nothing(b, "no run with s_max per epoch over the second half")
@@ -636,19 +621,7 @@ def training(runs: pd.DataFrame, history: pd.DataFrame, pm: dict):
         fs.hline(c, 1.0, "1/√λ: one linear layer at the optimum", role="prediction")
         c.set_xticks(range(len(kinds)), [fs.KIND_SHORT.get(k, k) for k in kinds])
         c.set(yscale="log", ylim=lim, xlim=(-0.6, len(kinds) - 0.4))
-        extra = []
-        if (~conv).any():
-            extra.append(
-                Line2D(
-                    [],
-                    [],
-                    ls="none",
-                    marker="o",
-                    markerfacecolor="none",
-                    color="0.3",
-                    label="open: not converged (judged at convergence)",
-                )
-            )
+        extra = [fs.open_marker("open: not converged (judged at convergence)")] if (~conv).any() else []
         fs.legend(c, extra, loc="upper right")
     else:
         _nothing(c, "no stabilized run on degenerate data")
@@ -867,6 +840,20 @@ def _latent_limits(*arrays) -> tuple[float, float]:
     return (-m, m)
 
 
+def component_variances(ax, r, rep, floor_label: str) -> None:
+    """Bars of the whitened (y) and un-whitened (ŷ) latents' variance per component (the first 16),
+    with the shrinkage floor σ² + λ of a stabilized run (docs/theory.md §2.5)."""
+    var_y, var_h = np.var(r["y"], 0), np.var(r["yhat"], 0)
+    n = min(len(var_h), 16)
+    kk = np.arange(1, n + 1)
+    ax.bar(kk - 0.2, var_y[:n], width=0.4, color="0.6", label="whitened y")
+    ax.bar(kk + 0.2, var_h[:n], width=0.4, color=fs.color(rep["kind"], rep["lam"]), label="un-whitened ŷ")
+    if rep["lam"] > 0:
+        fs.hline(ax, rep["lam"] + rep["noise"] ** 2, floor_label, role="prediction")
+    ax.set(yscale="log", xticks=kk, xlabel="component", ylabel="variance", title="variance per component")
+    fs.legend(ax, loc="upper right")
+
+
 def latents(ax_y, ax_h, run: dict, title_suffix: str = "") -> None:
     """Whitened latents y and un-whitened components ŷ of one run on the same square axes (the same
     limits for both), the first component against the last (the least significant: collapsed where
@@ -910,15 +897,7 @@ def components(runs: pd.DataFrame, pm: dict, npz: dict, floor_factor: float | No
         top[0].scatter(*xy.T, c=r["c"], s=3, cmap="viridis", rasterized=True)
         top[0].set(title=f"data: {rep['experiment']} / {rep['stabilizer']}", xlabel=la, ylabel=lb, aspect="equal")
         latents(top[1], top[2], r)
-        var_y, var_h = np.var(r["y"], 0), np.var(r["yhat"], 0)
-        n = min(len(var_h), 16)
-        kk = np.arange(1, n + 1)
-        top[3].bar(kk - 0.2, var_y[:n], width=0.4, color="0.6", label="whitened y")
-        top[3].bar(kk + 0.2, var_h[:n], width=0.4, color=fs.color(rep["kind"], rep["lam"]), label="un-whitened ŷ")
-        if rep["lam"] > 0:
-            fs.hline(top[3], rep["lam"] + rep["noise"] ** 2, "σ² + λ: the shrinkage floor", role="prediction")
-        top[3].set(yscale="log", xticks=kk, xlabel="component", ylabel="variance", title="variance per component")
-        fs.legend(top[3], loc="upper right")
+        component_variances(top[3], r, rep, "σ² + λ: the shrinkage floor")
     else:
         for ax in top[1:]:
             ax.axis("off")
