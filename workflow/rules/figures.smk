@@ -59,10 +59,10 @@ rule gallery:
 rule claims:
     input:
         **paths.SUMMARIES,
-        paper_map=paths.PAPER_MAP,
-        code=code("figures"),
         # the chaos measurement, when there is one: its fragile verdicts are marked (stages/claims.py)
         **({"chaos": paths.CHAOS_JSON} if Path(paths.CHAOS_JSON).is_file() else {}),
+        paper_map=paths.PAPER_MAP,
+        code=code("figures"),
     output:
         json=paths.CLAIMS_JSON,
         md=paths.CLAIMS_MD,

@@ -1183,7 +1183,7 @@ def measure_chaos(
         "measured_on": {TRAIN_SUMMARY: _sha256(_read(original / TRAIN_SUMMARY))},
         # the config it was measured on, as the claims rule records it: the claims rule marks these
         # fragile verdicts only in results of this config (flowtheory.stages.claims.write_claims)
-        "config_digest": (claims[0] if claims else {}).get("config_digest"),
+        "config_digest": claims[0].get("config_digest") if claims and isinstance(claims[0], dict) else None,
         "compared": files,
         "round_off": {"float64": str(FLOAT64), "float32": str(FLOAT32)},
     }
