@@ -123,3 +123,21 @@ def test_absent_or_broken_claims_file_draws(tmp_path):
     fig = scorecard.draw(NEW, {}, ["e1", "e2", "e3"], {})
     assert fig.get_size_inches().tolist() == list(scorecard.fs.SCORECARD)
     plt.close("all")
+
+
+def test_a_fragile_cell_is_framed_and_named_in_the_legend():
+    """A verdict a round-off perturbation flipped (``fragile`` in claims.json) gets a dashed frame
+    and a legend entry; without one there is neither."""
+    import matplotlib.pyplot as plt
+
+    def dashed(fig):
+        ax = fig.axes[0]
+        frames = [p for p in ax.patches if not p.get_fill() and p.get_linestyle() not in ("solid", "-")]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        return len(frames), any("fragile" in t for t in labels)
+
+    assert dashed(scorecard.draw(NEW, {}, ["e1", "e2"], {})) == (0, False)
+    fragile = json.loads(json.dumps(NEW))
+    fragile[1]["experiments"]["e2"]["fragile"] = True
+    assert dashed(scorecard.draw(fragile, {}, ["e1", "e2"], {})) == (1, True)
+    plt.close("all")

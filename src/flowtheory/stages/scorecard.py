@@ -58,6 +58,8 @@ CONCLUSIONS = {
     "not conclusive": "#7f7f7f",
     "not tested in this config": "#bdbdbd",
 }
+#: the frame of a fragile cell: a verdict a round-off perturbation flipped (``fragile`` in claims.json)
+FRAGILE_EDGE = {"fill": False, "edgecolor": "black", "lw": 1.4, "ls": (0, (2, 1.5))}
 #: cell categories: (legend text, fill, hatch)
 CATEGORIES = {
     "pass": ("pass (shade: margin)", None, None),
@@ -264,6 +266,8 @@ def draw(
                 ax.add_patch(Rectangle((j, i), 1, 1, facecolor=face, edgecolor="white", lw=1.0, hatch=hatch))
                 if hatch:
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="0.35", lw=0, hatch=hatch))
+                if (res or {}).get("fragile"):  # flipped by a round-off perturbation (results/chaos.json)
+                    ax.add_patch(Rectangle((j + 0.06, i + 0.06), 0.88, 0.88, **FRAGILE_EDGE))
                 if cat in ("pass", "fail", "not_at_optimum", "cannot_reach") and n_c <= 60:
                     glyph = {"pass": "✓", "fail": "✗", "not_at_optimum": "◔", "cannot_reach": "⊘"}[cat]
                     if cat == "fail" and math.isfinite(m) and m > 0:
@@ -319,6 +323,15 @@ def draw(
             Patch(facecolor=CATEGORIES[c][1], edgecolor="0.35", hatch=CATEGORIES[c][2], label=CATEGORIES[c][0])
             for c in ("not_at_optimum", "cannot_reach", "not_run", "na")
         ]
+        if any((res or {}).get("fragile") for r in rows for res in (r.get("experiments") or {}).values()):
+            handles.append(
+                Patch(
+                    facecolor="white",
+                    **{k: v for k, v in FRAGILE_EDGE.items() if k != "fill"},
+                    label="dashed frame: fragile, flipped by a round-off perturbation (results/chaos.json); "
+                    "no conclusion rests on it",
+                )
+            )
         ax.legend(
             handles=handles,
             loc="upper center",
