@@ -53,8 +53,9 @@ def copy_project(root: Path, dst: Path) -> None:
     ``root`` if there is one: the claims rule sets its fragile verdicts aside, in the replica as in
     the original, so that the two claims files are comparable."""
     files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
-    for f in [*files.splitlines(), CHAOS_JSON]:
-        if (root / f).is_file() and (not f.startswith(SKIP) or f == CHAOS_JSON):
+    copied = [f for f in files.splitlines() if not f.startswith(SKIP)] + [CHAOS_JSON]
+    for f in copied:
+        if (root / f).is_file():
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / f, dst / f)
 

@@ -15,6 +15,8 @@ job's runtime (``flowtheory.pipeline.cost``). Every error is one line that names
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,9 +287,6 @@ def digest(config: dict) -> str:
     """A digest of the loaded config (every setting, in canonical JSON): equal on every machine for
     the same config. The claims rule records it, and applies a chaos measurement's fragile verdicts
     only to results of the config it was measured on (``bench.chaos``)."""
-    import hashlib
-    import json
-
     text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

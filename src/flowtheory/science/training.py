@@ -126,8 +126,13 @@ class FlatAdam:
         # stacked parameters (leading axis ``members``) may take one learning rate per member
         self.members = members
         self.lrs = [lr] * (members or 1)
-        self._params = params
+        if members is not None:
+            for p in params:
+                if p.shape[0] != members:
+                    raise ValueError(f"a stacked parameter's leading axis is {p.shape[0]}, not {members} members")
         self.groups: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (param, grad, exp_avg, exp_avg_sq)
+        # stacked parameters: each flat element's member (its leading index), to expand per-member step sizes
+        self.member_index: list[Tensor] | None = None if members is None else []
         for dtype in dict.fromkeys(p.dtype for p in params):
             group = [p for p in params if p.dtype == dtype]
             with torch.no_grad():
@@ -140,24 +145,11 @@ class FlatAdam:
                 p.grad = grad[offset : offset + n].view_as(p)
                 offset += n
             self.groups.append((flat, grad, torch.zeros_like(flat), torch.zeros_like(flat)))
-        # stacked parameters: each flat element's member (leading axis), to expand per-member step sizes
-        self.member_index: list[Tensor] | None = None
-        if members is not None:
-            self.member_index = []
-            for flat, *_ in self.groups:
-                index = torch.empty(flat.shape, dtype=torch.long, device=flat.device)
-                offset = 0
-                for p in params:
-                    if p.dtype != flat.dtype:
-                        continue
-                    n = p.numel()
-                    if p.shape[0] != members:
-                        raise ValueError(f"a stacked parameter's leading axis is {p.shape[0]}, not {members} members")
-                    index[offset : offset + n].view_as(p).copy_(
-                        torch.arange(members, device=flat.device).reshape(-1, *[1] * (p.ndim - 1)).expand_as(p)
-                    )
-                    offset += n
-                self.member_index.append(index)
+            if self.member_index is not None:
+                member = torch.arange(members, device=flat.device)
+                self.member_index.append(
+                    torch.cat([member.reshape(-1, *[1] * (p.ndim - 1)).expand_as(p).reshape(-1) for p in group])
+                )
 
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zeroes the flat gradients in place (``set_to_none`` is accepted and ignored)."""
