@@ -134,7 +134,7 @@ PAPER_SCOPE = {
     "linear_whitening": {"gaussian_linear": ["none"]},
     "linear_components_pca": {"gaussian_linear": ["none"]},
     "shrinkage_closed_form": {"gaussian_linear": ["weight_1e-1", "jacobian_1e-1"]},
-    "linear_singular_illposed": {"line_linear": ["none"]},
+    "linear_singular_illposed": {"line_linear": ["none"], "mnist_linear": ["none"]},
     "manifold_unregularized_illposed": {
         "scurve_mlp": ["none"],
         "circle_mlp": ["none"],
@@ -153,6 +153,7 @@ PAPER_SCOPE = {
         "line_linear": ["weight_1e-1"],
         "scurve_mlp": ["weight_1e-2"],
         "mnist_mlp": ["weight_1e-2"],
+        "mnist_linear": ["weight_1e-3"],
     },
     "regularized_stable_jacobian": {
         "scurve_mlp": ["jacobian_1e-2"],
@@ -172,6 +173,7 @@ PAPER_SCOPE = {
         "sphere_mlp": ["jacobian_1e-2"],
         "sheet8_mlp": ["jacobian_1e-2"],
         "mnist_mlp": ["jacobian_hutch_1e-2"],
+        "mnist_linear": ["jacobian_1e-3"],
     },
     "regularized_stable_noise": {
         "line_linear": ["noise_1e-1"],
@@ -190,6 +192,7 @@ PAPER_SCOPE = {
         "sphere_nsf": ["noise_1e-2"],
         "sheet8_nsf": ["noise_1e-2"],
         "mnist_mlp": ["noise_1e-2"],
+        "mnist_linear": ["noise_1e-3"],
     },
     "noise_equals_tikhonov": {"gaussian_linear": ["noise_1e-1"]},
     "intrinsic_dimension_manifolds": {
@@ -257,8 +260,11 @@ PAPER_SCOPE = {
         "sphere_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
         "sheet8_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
     },
-    "mnist_unregularized_illposed": {"mnist_mlp": ["none"]},
-    "mnist_spectrum_decay": {"mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"]},
+    "mnist_unregularized_illposed": {"mnist_mlp": ["none"], "mnist_linear": ["none"]},
+    "mnist_spectrum_decay": {
+        "mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"],
+        "mnist_linear": ["weight_1e-3", "noise_1e-3", "jacobian_1e-3"],
+    },
     "mnist_components_local": {"mnist_mlp": ["weight_1e-2", "noise_1e-2", "jacobian_hutch_1e-2"]},
 }
 #: the same selector as the tangent-space claim: every nonlinear flow on a manifold, penalty or noise

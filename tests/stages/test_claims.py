@@ -702,6 +702,46 @@ def test_write_claims_applies_a_chaos_measurement_of_its_own_config_only(tmp_pat
     assert "measured on another config" in lines[0]
 
 
+def test_a_chaos_measurement_still_applies_to_the_experiments_whose_own_digest_is_unchanged(tmp_path):
+    """Another config (another experiment added or edited): the fragile verdicts of an experiment
+    are kept while its own digest is the measured one, and dropped once it changed."""
+    (tmp_path / "map.yaml").write_text(json.dumps(_paper_map(ANGLE)))
+    paths_ = {}
+    for k, v in _summaries(angle_b=(8.0, 20.0)).items():
+        if k != "train_history":
+            paths_[k] = tmp_path / f"{k}.json"
+            paths_[k].write_text(json.dumps(v))
+    chaos = tmp_path / "chaos.json"
+    chaos.write_text(
+        json.dumps(
+            {
+                "format": "flowtheory-chaos/1",
+                "config_digest": "sha256:aaa",
+                "experiment_digests": {"a": "sha256:a1", "b": "sha256:b1"},
+                "fragile": [{"claim": "angle", "experiment": "b", "file": "results/claims.json", "where": "x"}],
+            }
+        )
+    )
+    out = [tmp_path / n for n in ("claims.json", "claims.md", "metrics.json")]
+    for b_digest, expected in (("sha256:b1", "reproduces within stated limits"), ("sha256:b2", "does not reproduce")):
+        lines = []
+        write_claims(
+            tmp_path / "map.yaml",
+            paths_,
+            TABLE,
+            *out,
+            log=lines.append,
+            chaos_path=str(chaos),
+            config_digest="sha256:other",
+            experiment_digests={"a": "sha256:a1", "b": b_digest},
+        )
+        doc = json.loads(out[0].read_text())
+        assert _conclusion(doc, 2)["conclusion"] == expected, b_digest
+        assert doc["experiment_digests"]["b"] == b_digest
+        fragile = 1 if b_digest == "sha256:b1" else 0
+        assert f"{fragile} fragile verdict(s)" in lines[0]
+
+
 def test_capacity_names_the_family_that_converged_above_epsilon():
     s = _summaries(gap_b=(0.5, 0.6))
     c = _conclusion(evaluate(_paper_map(ANGLE), s, TABLE), 2)
@@ -791,7 +831,7 @@ def test_write_claims_writes_three_files(tmp_path):
     lines = []
     write_claims(tmp_path / "map.yaml", paths_, TABLE, *out.values(), log=lines.append)
     doc = json.loads(out["claims.json"].read_text())
-    assert set(doc) == {"config_digest", "fragile_from", "conclusions", "claims", "error_vs_gap"}
+    assert set(doc) == {"config_digest", "experiment_digests", "fragile_from", "conclusions", "claims", "error_vs_gap"}
     assert doc["fragile_from"] is None
     assert [r["id"] for r in doc["claims"]] == ["angle", "illposed"]
     assert doc["claims"][1]["experiments"]["a"]["verdict"] == "NOT RUN", "no history: not measured"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.resources import Resource
 
+from flowtheory.pipeline import chaos as ftchaos
 from flowtheory.pipeline import config as ftconfig
 from flowtheory.pipeline import cost as ftcost
 from flowtheory.pipeline import experiments as ftexperiments

@@ -74,6 +74,7 @@ rule claims:
     params:
         experiments=EXPERIMENTS,
         config_digest=ftconfig.digest(config),
+        experiment_digests=ftchaos.experiment_digests(config),
     script:
         "../scripts/claims.py"
 

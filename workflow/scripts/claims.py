@@ -16,5 +16,6 @@ jobs.run(
         log=log,
         chaos_path=snakemake.input.get("chaos"),
         config_digest=snakemake.params.config_digest,
+        experiment_digests=dict(snakemake.params.experiment_digests),
     ),
 )

@@ -315,7 +315,7 @@ STAGES: dict[str, Stage] = {
                 *_FLOW,  # the claims' λ-sweep fit is the science's own (oracles.sweep_slopes)
                 "pipeline/experiments.py",
                 "pipeline/paths.py",
-                "pipeline/verify.py",  # the claims read the chaos measurement's fragile verdicts
+                "pipeline/chaos.py",  # the claims read the chaos measurement's fragile verdicts
                 "science/covariance.py",
                 "science/oracles.py",
                 "science/stats.py",

@@ -55,6 +55,7 @@ changed, and the verdicts a replica flipped (*fragile*; :func:`fragile_verdicts`
 
     {"format": "flowtheory-chaos/1", "config": ..., "perturbations": ["FLOWTHEORY_PERTURB_INIT=up", ...],
      "measured_on": {"metrics/train.json": "sha256:..."}, "config_digest": "sha256:...",
+     "experiment_digests": {"<experiment>": "sha256:..."},
      "compared": [files], "round_off": {...},
      "summary": {"stable": [experiments], "chaotic": [experiments], "fragile": n},
      "experiments": {name: {"class": "stable" | "chaotic", "numbers": n, "beyond_round_off": n,
@@ -124,6 +125,7 @@ from pathlib import Path
 
 import yaml
 
+from flowtheory.pipeline.chaos import CHAOS_FORMAT, fragile_verdicts, load_chaos
 from flowtheory.pipeline.paths import CHAOS_JSON, CLAIMS_JSON, FIGURES_DIR, TABLES_DIR, TRAIN_SUMMARY
 from flowtheory.pipeline.runkey import RunKey
 from flowtheory.pipeline.storage import CSV_FLOAT_FORMAT
@@ -166,7 +168,6 @@ FLOAT64 = Tolerance(rel=1e-9, abs=1e-12)
 FLOAT32 = Tolerance(rel=1e-4, abs=1e-6)
 #: a chaotic number may move by this many times its measured spread (module docstring)
 CHAOS_FACTOR = 30.0
-CHAOS_FORMAT = "flowtheory-chaos/1"
 
 #: keys whose values are verdicts (claims: passed; runs: status), compared exactly
 VERDICT_KEYS = ("passed", "verdict", "status")
@@ -285,37 +286,6 @@ def _claim_ids(doc) -> set[str]:
 
 
 # ------------------------------------------------------------------------------- the chaos measurement
-
-
-def load_chaos(source: str | Path | bytes | dict | None) -> dict | None:
-    """A chaos document (``results/chaos.json``) from a path, its bytes or itself; None when absent.
-    Raises ValueError for a file that is not one."""
-    if source is None or isinstance(source, dict):
-        doc = source
-    else:
-        data = source if isinstance(source, bytes) else (Path(source).read_bytes() if Path(source).is_file() else None)
-        if data is None:
-            return None
-        try:
-            doc = json.loads(data)
-        except ValueError as e:
-            raise ValueError(f"chaos file is not JSON: {e}") from None
-    if doc is not None and (not isinstance(doc, dict) or doc.get("format") != CHAOS_FORMAT):
-        raise ValueError(f"not a chaos file (expected format {CHAOS_FORMAT!r})")
-    return doc
-
-
-def fragile_verdicts(chaos: dict | str | Path | None) -> set[tuple[str, str | None]]:
-    """The (claim id, experiment) verdicts a round-off perturbation flipped (experiment None: the
-    claim's overall verdict); empty without a chaos file. The hook for ``results/claims.md``::
-
-        from flowtheory.pipeline.verify import CHAOS_JSON, fragile_verdicts, load_chaos
-        fragile = fragile_verdicts(load_chaos(CHAOS_JSON))  # mark these claim x experiment cells
-    """
-    doc = load_chaos(chaos)
-    if not doc:
-        return set()
-    return {(f["claim"], f.get("experiment")) for f in doc.get("fragile", []) if f.get("claim") is not None}
 
 
 class Chaos:
@@ -1184,6 +1154,7 @@ def measure_chaos(
         # the config it was measured on, as the claims rule records it: the claims rule marks these
         # fragile verdicts only in results of this config (flowtheory.stages.claims.write_claims)
         "config_digest": claims[0].get("config_digest") if claims and isinstance(claims[0], dict) else None,
+        "experiment_digests": claims[0].get("experiment_digests") if claims and isinstance(claims[0], dict) else None,
         "compared": files,
         "round_off": {"float64": str(FLOAT64), "float32": str(FLOAT32)},
     }

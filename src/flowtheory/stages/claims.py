@@ -953,7 +953,7 @@ def evaluate(
             (:func:`load_history`).
         experiments: every experiment's properties (:func:`flowtheory.pipeline.experiments.describe`).
         fragile: the (claim id, experiment) verdicts a round-off perturbation flipped
-            (:func:`flowtheory.pipeline.verify.fragile_verdicts`): marked ``fragile``, and no
+            (:func:`flowtheory.pipeline.chaos.fragile_verdicts`): marked ``fragile``, and no
             conclusion rests on them (:func:`conclude`).
 
     Returns:
@@ -1454,16 +1454,21 @@ def write_claims(
     log: Callable[[str], None] = print,
     chaos_path: str | None = None,
     config_digest: str | None = None,
+    experiment_digests: dict[str, str] | None = None,
 ) -> dict:
-    """Evaluates every claim and writes ``results/claims.json`` (``config_digest``, ``fragile_from``,
+    """Evaluates every claim and writes ``results/claims.json`` (``config_digest``,
+    ``experiment_digests``, ``fragile_from``,
     ``conclusions``, ``claims``, ``error_vs_gap``), ``results/claims.md`` and ``metrics/claims.json``.
 
     ``chaos_path``: a chaos measurement (``results/chaos.json``, ``python -m bench.chaos``); its
     fragile verdicts are marked and set aside (:func:`evaluate`) when it was measured on this config
     (its ``config_digest``, :func:`flowtheory.pipeline.config.digest`, equals ``config_digest``), on
     any machine: which verdicts round-off can flip is a property of the config's runs, not of one
-    host's bytes. A measurement of another config is ignored, with a line in the log."""
-    from flowtheory.pipeline.verify import fragile_verdicts, load_chaos
+    host's bytes. Of a measurement of another config, the fragile verdicts of each experiment whose
+    own digest (``experiment_digests``, :func:`flowtheory.pipeline.chaos.experiment_digests`) is
+    unchanged still apply: adding or editing one experiment leaves the others' measurement valid.
+    The rest is ignored, with a line in the log."""
+    from flowtheory.pipeline.chaos import fragile_verdicts, load_chaos
 
     paper_map = load_paper_map(map_path)
     summaries = {k: _load_summary(k, p) for k, p in summary_paths.items()}
@@ -1473,9 +1478,17 @@ def write_claims(
         fragile, source = fragile_verdicts(chaos), chaos_path
         log(f"{len(fragile)} fragile verdict(s) from {chaos_path}")
     elif chaos is not None:
-        log(f"{chaos_path} was measured on another config: no verdict marked fragile")
+        mine, theirs = experiment_digests or {}, chaos.get("experiment_digests") or {}
+        same = {e for e, d in mine.items() if theirs.get(e) == d}
+        fragile = {(c, e) for c, e in fragile_verdicts(chaos) if e in same}
+        source = chaos_path if same else None
+        log(
+            f"{chaos_path} was measured on another config: {len(fragile)} fragile verdict(s) of the "
+            f"{len(same)} of {len(mine)} experiment(s) it measured unchanged"
+        )
     doc = {
         "config_digest": config_digest,
+        "experiment_digests": experiment_digests,
         "fragile_from": source,
         **evaluate(paper_map, summaries, experiments, fragile),
     }

@@ -1118,10 +1118,13 @@ def _mnist_spectrum(ax, spectra: pd.DataFrame, runs: pd.DataFrame) -> None:
     meta = runs.drop_duplicates(["experiment", "stabilizer", "seed"]).set_index(["experiment", "stabilizer", "seed"])
     values = []
     for (exp, stab, seed), g in spectra.groupby(["experiment", "stabilizer", "seed"], sort=False):
-        kind, lam = meta.loc[(exp, stab, seed), ["kind", "lam"]] if (exp, stab, seed) in meta.index else ("?", 0.0)
+        known = (exp, stab, seed) in meta.index
+        kind, lam, family = meta.loc[(exp, stab, seed), ["kind", "lam", "family"]] if known else ("?", 0.0, "?")
         vy, vh = np.sort(g.var_y.to_numpy())[::-1], np.sort(g.var_yhat.to_numpy())[::-1]
-        ax.plot(np.arange(1, len(vh) + 1), vh, color=fs.color(kind, lam), lw=1.4)
-        ax.plot(np.arange(1, len(vy) + 1), vy, color=fs.color(kind, lam), lw=1.0, ls="--")
+        # the flow family's marker every 25 components: the families' spectra differ in shape
+        style = {"color": fs.color(kind, lam), "marker": fs.marker(family), "markevery": 25, "ms": 3.5}
+        ax.plot(np.arange(1, len(vh) + 1), vh, lw=1.4, **style)
+        ax.plot(np.arange(1, len(vy) + 1), vy, lw=1.0, ls="--", **style)
         values += [vh, vy]
     first = spectra[spectra.experiment == spectra.experiment.iloc[0]]
     pca = np.sort(first.groupby("component").pca_eigenvalue.first().to_numpy())[::-1]
@@ -1139,11 +1142,15 @@ def _mnist_spectrum(ax, spectra: pd.DataFrame, runs: pd.DataFrame) -> None:
 
 
 def _mnist_run(runs: pd.DataFrame, npz: dict):
-    """The weakest stabilized run (else any) whose directions are square images."""
+    """The weakest stabilized run (else any) of a nonlinear flow (else a linear one: its local
+    directions are the same at every digit) whose directions are square images."""
     import math
 
     have = runs[[k in npz for k in zip(runs["experiment"], runs["stabilizer"], runs["seed"], strict=True)]]
-    order = have.assign(_none=have["kind"] == "none").sort_values(["_none", "lam", "seed"], kind="stable")
+    linear = have["linear"] if "linear" in have else False
+    order = have.assign(_none=have["kind"] == "none", _linear=linear).sort_values(
+        ["_linear", "_none", "lam", "seed"], kind="stable"
+    )
     for r in order.itertuples():
         key = (r.experiment, r.stabilizer, r.seed)
         d = npz[key]["directions"].shape[1] if npz[key]["directions"].ndim == 3 else 0

@@ -1,0 +1,68 @@
+"""The chaos measurement as the claims read it (``results/chaos.json``, written by ``python -m
+bench.chaos`` through :mod:`flowtheory.pipeline.verify`, which documents its format): the document
+itself, its fragile verdicts, and which experiments it still speaks for.
+
+A small module on purpose: the claims rule declares it, and the train jobs do not, so what the claims
+need from a chaos measurement changes no training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flowtheory.pipeline.config import digest
+
+__all__ = ["CHAOS_FORMAT", "experiment_digests", "fragile_verdicts", "load_chaos"]
+
+CHAOS_FORMAT = "flowtheory-chaos/1"
+
+
+def experiment_digests(config: dict) -> dict[str, str]:
+    """Per experiment, a digest of what its results depend on: the config with ``experiments``,
+    ``data.datasets``, ``flows`` and ``stabilizers`` cut down to that experiment, its dataset, its
+    flow and its stabilizers (every other section stays, so a change there moves every digest). A
+    chaos measurement's fragile verdicts of an experiment stay valid while its digest is the one
+    measured: adding or editing another experiment does not void them
+    (:func:`flowtheory.stages.claims.write_claims`)."""
+    out = {}
+    for name, exp in config["experiments"].items():
+        own = {
+            **config,
+            "experiments": {name: exp},
+            "data": {**config["data"], "datasets": {exp["dataset"]: config["data"]["datasets"][exp["dataset"]]}},
+            "flows": {exp["flow"]: config["flows"][exp["flow"]]},
+            "stabilizers": {s: config["stabilizers"][s] for s in exp["stabilizers"]},
+        }
+        out[name] = digest(own)
+    return out
+
+
+def load_chaos(source: str | Path | bytes | dict | None) -> dict | None:
+    """A chaos document (``results/chaos.json``) from a path, its bytes or itself; None when absent.
+    Raises ValueError for a file that is not one."""
+    if source is None or isinstance(source, dict):
+        doc = source
+    else:
+        data = source if isinstance(source, bytes) else (Path(source).read_bytes() if Path(source).is_file() else None)
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except ValueError as e:
+            raise ValueError(f"chaos file is not JSON: {e}") from None
+    if doc is not None and (not isinstance(doc, dict) or doc.get("format") != CHAOS_FORMAT):
+        raise ValueError(f"not a chaos file (expected format {CHAOS_FORMAT!r})")
+    return doc
+
+
+def fragile_verdicts(chaos: dict | str | Path | None) -> set[tuple[str, str | None]]:
+    """The (claim id, experiment) verdicts a round-off perturbation flipped (experiment None: the
+    claim's overall verdict); empty without a chaos file. The hook for ``results/claims.md``::
+
+        from flowtheory.pipeline.chaos import fragile_verdicts, load_chaos
+        fragile = fragile_verdicts(load_chaos(CHAOS_JSON))  # mark these claim x experiment cells
+    """
+    doc = load_chaos(chaos)
+    if not doc:
+        return set()
+    return {(f["claim"], f.get("experiment")) for f in doc.get("fragile", []) if f.get("claim") is not None}
