@@ -475,12 +475,44 @@ def test_a_copy_of_a_chaotic_runs_number_has_that_numbers_tolerance(chaos_repo):
 def test_a_chaos_file_measured_on_other_results_is_ignored(chaos_repo):
     repo, doc = chaos_repo
     doc["measured_on"]["metrics/train.json"] = "sha256:0"
+    doc["measured_on_experiments"] = {e: "sha256:0" for e in doc["measured_on_experiments"]}
     _write(repo, "results/chaos.json", doc)
     _git(repo, "commit", "-qam", "stale chaos file")
     _rerun(repo)
     report = verify(repo)
     assert "was measured on another metrics/train.json than the one at HEAD: ignored" in report.chaos
     assert not report.reproduced and not report.fragile
+
+
+def _retrain(repo: Path, experiment: str, nll: float) -> None:
+    """Commits ``experiment``'s training results as retrained after the chaos measurement."""
+    train = json.loads((repo / "metrics" / "train.json").read_text())
+    for run in train[experiment]["plain" if experiment == "roll_nvp" else "none"].values():
+        run["final_train_nll"] = nll
+    _write(repo, "metrics/train.json", train)
+    _git(repo, "commit", "-qam", f"{experiment} retrained")
+
+
+def test_a_chaos_file_still_applies_to_the_experiments_unchanged_since_it_was_measured(chaos_repo):
+    """Another experiment retrained (or added) since the measurement: the chaotic one keeps its
+    measured spread, the retrained one the round-off tier."""
+    repo, _ = chaos_repo
+    _retrain(repo, "gaussian_linear", 2.6)
+    _rerun(repo, lambda t: t["gaussian_linear"]["none"]["seed0"].update(final_train_nll=2.6))
+    report = verify(repo)
+    assert "applied to the 1 experiment(s) whose training results at HEAD are the measured ones" in report.chaos
+    assert report.reproduced, [d for d in report.differences]
+    _rerun(repo, lambda t: t["gaussian_linear"]["none"]["seed0"].update(final_train_nll=2.6 * (1 + 1e-6)))
+    assert not verify(repo).reproduced  # the retrained experiment: the round-off tier
+
+
+def test_a_chaos_file_whose_chaotic_experiment_changed_no_longer_widens_it(chaos_repo):
+    repo, _ = chaos_repo
+    _retrain(repo, "roll_nvp", 3.7)
+    _rerun(repo)
+    report = verify(repo)
+    assert "applied to the 1 experiment(s)" in report.chaos and "not to the claims' overall numbers" in report.chaos
+    assert not report.reproduced
 
 
 def test_rows_are_matched_by_identity_and_a_chaotic_run_may_stop_elsewhere(chaos_repo):

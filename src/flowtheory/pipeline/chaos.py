@@ -7,12 +7,20 @@ need from a chaos measurement changes no training run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from flowtheory.pipeline.config import digest
 
-__all__ = ["CHAOS_FORMAT", "experiment_digests", "fragile_verdicts", "load_chaos"]
+__all__ = [
+    "CHAOS_FORMAT",
+    "experiment_digests",
+    "fragile_verdicts",
+    "load_chaos",
+    "restrict_to_unchanged",
+    "summary_digests",
+]
 
 CHAOS_FORMAT = "flowtheory-chaos/1"
 
@@ -66,3 +74,38 @@ def fragile_verdicts(chaos: dict | str | Path | None) -> set[tuple[str, str | No
     if not doc:
         return set()
     return {(f["claim"], f.get("experiment")) for f in doc.get("fragile", []) if f.get("claim") is not None}
+
+
+def summary_digests(train_summary: bytes | dict | None) -> dict[str, str]:
+    """Per experiment, a digest of its entry in ``metrics/train.json`` (canonical JSON): which
+    experiments' committed results a chaos measurement was taken on (its ``measured_on_experiments``)."""
+    doc = json.loads(train_summary) if isinstance(train_summary, bytes) else train_summary
+    return {
+        e: "sha256:" + hashlib.sha256(json.dumps(v, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        for e, v in (doc or {}).items()
+    }
+
+
+def restrict_to_unchanged(doc: dict, train_summary: bytes | dict | None) -> tuple[dict, list[str]]:
+    """A chaos document cut down to the experiments whose committed training results are those it
+    was measured on (``measured_on_experiments`` against ``train_summary``, the committed
+    ``metrics/train.json``), and the experiments it still speaks for. Dropped experiments (changed
+    since, or new) fall back to the round-off tier. Its ``other`` record (values that name no
+    experiment: a claim's overall numbers) and the claim-level fragile verdicts are kept only while
+    every experiment it measured chaotic is kept: they move with those experiments' runs."""
+    measured = doc.get("measured_on_experiments") or {}
+    now = summary_digests(train_summary)
+    kept = sorted(e for e in doc.get("experiments", {}) if e in measured and measured[e] == now.get(e))
+    chaotic = [e for e, r in doc.get("experiments", {}).items() if r.get("class") == "chaotic"]
+    keep_other = all(e in kept for e in chaotic)
+    out = {
+        **doc,
+        "experiments": {e: r for e, r in doc.get("experiments", {}).items() if e in kept},
+        "other": doc.get("other") if keep_other else None,
+        "fragile": [
+            f
+            for f in doc.get("fragile", [])
+            if (f.get("experiment") in kept) or (f.get("experiment") is None and keep_other)
+        ],
+    }
+    return out, kept

@@ -55,6 +55,7 @@ changed, and the verdicts a replica flipped (*fragile*; :func:`fragile_verdicts`
 
     {"format": "flowtheory-chaos/1", "config": ..., "perturbations": ["FLOWTHEORY_PERTURB_INIT=up", ...],
      "measured_on": {"metrics/train.json": "sha256:..."}, "config_digest": "sha256:...",
+     "measured_on_experiments": {"<experiment>": "sha256:..."},
      "experiment_digests": {"<experiment>": "sha256:..."},
      "compared": [files], "round_off": {...},
      "summary": {"stable": [experiments], "chaotic": [experiments], "fragile": n},
@@ -67,8 +68,10 @@ changed, and the verdicts a replica flipped (*fragile*; :func:`fragile_verdicts`
                   "original", "replica", "flipped_by": [perturbations]}]}
 
 (example: ``tests/configs/chaos_realnvp.chaos.json``). With that file (read at REV, else in the
-working tree; ``--chaos FILE`` names another, ``--no-chaos`` ignores it; ignored too, with a note,
-when it was measured on another ``metrics/train.json`` than REV's):
+working tree; ``--chaos FILE`` names another, ``--no-chaos`` ignores it; measured on another
+``metrics/train.json`` than REV's, it applies, with a note, only to the experiments whose entries
+there are unchanged (``measured_on_experiments``, :func:`flowtheory.pipeline.chaos.restrict_to_unchanged`),
+and is ignored when none is):
 
 - stable runs and experiments keep the round-off tier above, and so does every number of a chaotic
   run under a key that neither the replicas nor the seeds moved (the settings a run echoes, such as
@@ -125,7 +128,7 @@ from pathlib import Path
 
 import yaml
 
-from flowtheory.pipeline.chaos import CHAOS_FORMAT, fragile_verdicts, load_chaos
+from flowtheory.pipeline.chaos import CHAOS_FORMAT, fragile_verdicts, load_chaos, restrict_to_unchanged, summary_digests
 from flowtheory.pipeline.paths import CHAOS_JSON, CLAIMS_JSON, FIGURES_DIR, TABLES_DIR, TRAIN_SUMMARY
 from flowtheory.pipeline.runkey import RunKey
 from flowtheory.pipeline.storage import CSV_FLOAT_FORMAT
@@ -1059,9 +1062,15 @@ def verify(
         doc, source = load_chaos(data), f"{CHAOS_JSON} at {rev}"
     else:
         doc, source = load_chaos(root / CHAOS_JSON), f"{CHAOS_JSON} in the working tree"
+    whole = doc is not None and doc.get("measured_on", {}).get(TRAIN_SUMMARY) == _sha256(show(TRAIN_SUMMARY))
+    kept: list[str] = []
+    if doc is not None and not whole and doc.get("measured_on_experiments"):
+        # another metrics/train.json (an experiment added or retrained since): the measurement still
+        # speaks for the experiments whose committed results are the ones it was measured on
+        doc, kept = restrict_to_unchanged(doc, show(TRAIN_SUMMARY))
     if doc is None:
         report.chaos = ""
-    elif doc.get("measured_on", {}).get(TRAIN_SUMMARY) != _sha256(show(TRAIN_SUMMARY)):
+    elif not whole and not kept:
         report.chaos = (
             f"{source} was measured on another {TRAIN_SUMMARY} than the one at {rev}: ignored "
             "(every run at the round-off tier; regenerate it with python -m bench.chaos)"
@@ -1073,6 +1082,12 @@ def verify(
             f"{source}: {len(chaotic)} chaotic experiment(s) ({', '.join(chaotic) or 'none'}), "
             f"{len(doc.get('fragile', []))} fragile verdict(s); the others at the round-off tier"
         )
+        if not whole:
+            report.chaos += (
+                f"; measured on another {TRAIN_SUMMARY}: applied to the {len(kept)} experiment(s) whose "
+                f"training results at {rev} are the measured ones"
+                + ("" if doc.get("other") else ", not to the claims' overall numbers (a chaotic experiment changed)")
+            )
     paths = sorted(set(committed) | set(_regenerated(root)))
     olds = {p: show(p) if p in committed else None for p in paths}
     if ctx.chaos is not None:
@@ -1151,6 +1166,8 @@ def measure_chaos(
         **(head or {}),
         "perturbations": list(replicas),
         "measured_on": {TRAIN_SUMMARY: _sha256(_read(original / TRAIN_SUMMARY))},
+        # per experiment, so that adding or retraining one leaves the others' measurement in force
+        "measured_on_experiments": summary_digests(_read(original / TRAIN_SUMMARY)),
         # the config it was measured on, as the claims rule records it: the claims rule marks these
         # fragile verdicts only in results of this config (flowtheory.stages.claims.write_claims)
         "config_digest": claims[0].get("config_digest") if claims and isinstance(claims[0], dict) else None,
