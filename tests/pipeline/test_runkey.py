@@ -51,23 +51,3 @@ def test_run_specs_of_the_paper_config_schedule_by_whether_an_optimum_exists():
         seen.add(ill_posed)
     assert seen == {True, False}
 
-
-def test_an_experiments_digest_moves_with_its_own_settings_and_the_global_ones_only():
-    """What a chaos measurement of one experiment stays valid for (flowtheory.stages.claims)."""
-    import copy
-
-    from flowtheory.pipeline.chaos import experiment_digests
-    from flowtheory.pipeline.config import load
-
-    config = load("config/config.yaml")
-    before = experiment_digests(config)
-    assert len(set(before.values())) == len(before)
-    edited = copy.deepcopy(config)
-    first, second = list(edited["experiments"])[:2]
-    edited["experiments"][first]["epochs"] += 1
-    edited["experiments"]["added"] = copy.deepcopy(edited["experiments"][second])
-    after = experiment_digests(edited)
-    assert after[first] != before[first]
-    assert all(after[e] == before[e] for e in before if e != first)
-    edited["seeds"] = [*edited["seeds"], 99]  # a global setting moves every digest
-    assert all(d != before[e] for e, d in experiment_digests(edited).items() if e in before)

@@ -672,7 +672,9 @@ def test_a_fragile_verdict_is_marked_and_no_conclusion_rests_on_it():
     assert _conclusion(doc, 2)["conclusion"] == "not conclusive"
 
 
-def test_write_claims_applies_a_chaos_measurement_of_its_own_config_only(tmp_path):
+def _chaos_case(tmp_path, **measured) -> tuple[dict, Path, list[Path]]:
+    """Summaries where run b fails claim 2, a chaos measurement (``measured``: its digests) that
+    found b's verdict fragile, and the three output paths of :func:`write_claims`."""
     (tmp_path / "map.yaml").write_text(json.dumps(_paper_map(ANGLE)))
     paths_ = {}
     for k, v in _summaries(angle_b=(8.0, 20.0)).items():
@@ -680,16 +682,13 @@ def test_write_claims_applies_a_chaos_measurement_of_its_own_config_only(tmp_pat
             paths_[k] = tmp_path / f"{k}.json"
             paths_[k].write_text(json.dumps(v))
     chaos = tmp_path / "chaos.json"
-    chaos.write_text(
-        json.dumps(
-            {
-                "format": "flowtheory-chaos/1",
-                "config_digest": "sha256:aaa",
-                "fragile": [{"claim": "angle", "experiment": "b", "file": "results/claims.json", "where": "x"}],
-            }
-        )
-    )
-    out = [tmp_path / n for n in ("claims.json", "claims.md", "metrics.json")]
+    fragile = [{"claim": "angle", "experiment": "b", "file": "results/claims.json", "where": "x"}]
+    chaos.write_text(json.dumps({"format": "flowtheory-chaos/1", **measured, "fragile": fragile}))
+    return paths_, chaos, [tmp_path / n for n in ("claims.json", "claims.md", "metrics.json")]
+
+
+def test_write_claims_applies_a_chaos_measurement_of_its_own_config_only(tmp_path):
+    paths_, chaos, out = _chaos_case(tmp_path, config_digest="sha256:aaa")
     for digest, expected in (("sha256:aaa", "reproduces within stated limits"), ("sha256:bbb", "does not reproduce")):
         lines = []
         write_claims(
@@ -705,24 +704,8 @@ def test_write_claims_applies_a_chaos_measurement_of_its_own_config_only(tmp_pat
 def test_a_chaos_measurement_still_applies_to_the_experiments_whose_own_digest_is_unchanged(tmp_path):
     """Another config (another experiment added or edited): the fragile verdicts of an experiment
     are kept while its own digest is the measured one, and dropped once it changed."""
-    (tmp_path / "map.yaml").write_text(json.dumps(_paper_map(ANGLE)))
-    paths_ = {}
-    for k, v in _summaries(angle_b=(8.0, 20.0)).items():
-        if k != "train_history":
-            paths_[k] = tmp_path / f"{k}.json"
-            paths_[k].write_text(json.dumps(v))
-    chaos = tmp_path / "chaos.json"
-    chaos.write_text(
-        json.dumps(
-            {
-                "format": "flowtheory-chaos/1",
-                "config_digest": "sha256:aaa",
-                "experiment_digests": {"a": "sha256:a1", "b": "sha256:b1"},
-                "fragile": [{"claim": "angle", "experiment": "b", "file": "results/claims.json", "where": "x"}],
-            }
-        )
-    )
-    out = [tmp_path / n for n in ("claims.json", "claims.md", "metrics.json")]
+    measured = {"a": "sha256:a1", "b": "sha256:b1"}
+    paths_, chaos, out = _chaos_case(tmp_path, config_digest="sha256:aaa", experiment_digests=measured)
     for b_digest, expected in (("sha256:b1", "reproduces within stated limits"), ("sha256:b2", "does not reproduce")):
         lines = []
         write_claims(

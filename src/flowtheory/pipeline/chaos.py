@@ -7,7 +7,6 @@ need from a chaos measurement changes no training run."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ __all__ = [
     "fragile_verdicts",
     "load_chaos",
     "restrict_to_unchanged",
+    "same_settings",
     "summary_digests",
 ]
 
@@ -76,14 +76,22 @@ def fragile_verdicts(chaos: dict | str | Path | None) -> set[tuple[str, str | No
     return {(f["claim"], f.get("experiment")) for f in doc.get("fragile", []) if f.get("claim") is not None}
 
 
+def same_settings(doc: dict, config_digest: str | None, digests: dict[str, str]) -> set[str]:
+    """The experiments (of ``digests``, :func:`experiment_digests` of the config at hand) whose
+    settings are those the chaos document was measured on: all of them when the whole config is the
+    measured one (``config_digest``), else each whose own digest is unchanged. Settings, not
+    results: which verdicts round-off can flip is a property of a config's runs, on any machine."""
+    if config_digest is not None and doc.get("config_digest") == config_digest:
+        return set(digests)
+    measured = doc.get("experiment_digests") or {}
+    return {e for e, d in digests.items() if d is not None and measured.get(e) == d}
+
+
 def summary_digests(train_summary: bytes | dict | None) -> dict[str, str]:
     """Per experiment, a digest of its entry in ``metrics/train.json`` (canonical JSON): which
     experiments' committed results a chaos measurement was taken on (its ``measured_on_experiments``)."""
     doc = json.loads(train_summary) if isinstance(train_summary, bytes) else train_summary
-    return {
-        e: "sha256:" + hashlib.sha256(json.dumps(v, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        for e, v in (doc or {}).items()
-    }
+    return {e: digest(v) for e, v in (doc or {}).items()}
 
 
 def restrict_to_unchanged(doc: dict, train_summary: bytes | dict | None) -> tuple[dict, list[str]]:

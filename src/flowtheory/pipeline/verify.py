@@ -1062,12 +1062,13 @@ def verify(
         doc, source = load_chaos(data), f"{CHAOS_JSON} at {rev}"
     else:
         doc, source = load_chaos(root / CHAOS_JSON), f"{CHAOS_JSON} in the working tree"
-    whole = doc is not None and doc.get("measured_on", {}).get(TRAIN_SUMMARY) == _sha256(show(TRAIN_SUMMARY))
+    train_at_rev = show(TRAIN_SUMMARY)
+    whole = doc is not None and doc.get("measured_on", {}).get(TRAIN_SUMMARY) == _sha256(train_at_rev)
     kept: list[str] = []
     if doc is not None and not whole and doc.get("measured_on_experiments"):
         # another metrics/train.json (an experiment added or retrained since): the measurement still
         # speaks for the experiments whose committed results are the ones it was measured on
-        doc, kept = restrict_to_unchanged(doc, show(TRAIN_SUMMARY))
+        doc, kept = restrict_to_unchanged(doc, train_at_rev)
     if doc is None:
         report.chaos = ""
     elif not whole and not kept:

@@ -1461,30 +1461,26 @@ def write_claims(
     ``conclusions``, ``claims``, ``error_vs_gap``), ``results/claims.md`` and ``metrics/claims.json``.
 
     ``chaos_path``: a chaos measurement (``results/chaos.json``, ``python -m bench.chaos``); its
-    fragile verdicts are marked and set aside (:func:`evaluate`) when it was measured on this config
-    (its ``config_digest``, :func:`flowtheory.pipeline.config.digest`, equals ``config_digest``), on
-    any machine: which verdicts round-off can flip is a property of the config's runs, not of one
-    host's bytes. Of a measurement of another config, the fragile verdicts of each experiment whose
-    own digest (``experiment_digests``, :func:`flowtheory.pipeline.chaos.experiment_digests`) is
-    unchanged still apply: adding or editing one experiment leaves the others' measurement valid.
-    The rest is ignored, with a line in the log."""
-    from flowtheory.pipeline.chaos import fragile_verdicts, load_chaos
+    fragile verdicts are marked and set aside (:func:`evaluate`) for the experiments whose settings
+    it was measured on (:func:`flowtheory.pipeline.chaos.same_settings`: the whole config,
+    ``config_digest``, or the experiment's own ``experiment_digests``), on any machine; adding or
+    editing one experiment leaves the others' measurement valid. The rest is ignored, with a line in
+    the log."""
+    from flowtheory.pipeline.chaos import fragile_verdicts, load_chaos, same_settings
 
     paper_map = load_paper_map(map_path)
     summaries = {k: _load_summary(k, p) for k, p in summary_paths.items()}
     chaos = load_chaos(chaos_path) if chaos_path else None
     fragile, source = set(), None
-    if chaos is not None and config_digest is not None and chaos.get("config_digest") == config_digest:
-        fragile, source = fragile_verdicts(chaos), chaos_path
-        log(f"{len(fragile)} fragile verdict(s) from {chaos_path}")
-    elif chaos is not None:
-        mine, theirs = experiment_digests or {}, chaos.get("experiment_digests") or {}
-        same = {e for e, d in mine.items() if theirs.get(e) == d}
+    if chaos is not None:
+        digests = experiment_digests or {e: None for e in experiments}
+        same = same_settings(chaos, config_digest, digests)
         fragile = {(c, e) for c, e in fragile_verdicts(chaos) if e in same}
         source = chaos_path if same else None
+        whole = "" if len(same) == len(digests) else "measured on another config: "
         log(
-            f"{chaos_path} was measured on another config: {len(fragile)} fragile verdict(s) of the "
-            f"{len(same)} of {len(mine)} experiment(s) it measured unchanged"
+            f"{chaos_path}: {whole}{len(fragile)} fragile verdict(s) of the {len(same)} of {len(digests)} "
+            "experiment(s) whose settings it measured"
         )
     doc = {
         "config_digest": config_digest,

@@ -1147,8 +1147,7 @@ def _mnist_run(runs: pd.DataFrame, npz: dict):
     import math
 
     have = runs[[k in npz for k in zip(runs["experiment"], runs["stabilizer"], runs["seed"], strict=True)]]
-    linear = have["linear"] if "linear" in have else False
-    order = have.assign(_none=have["kind"] == "none", _linear=linear).sort_values(
+    order = have.assign(_none=have["kind"] == "none", _linear=have["linear"]).sort_values(
         ["_linear", "_none", "lam", "seed"], kind="stable"
     )
     for r in order.itertuples():
