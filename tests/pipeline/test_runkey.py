@@ -50,4 +50,3 @@ def test_run_specs_of_the_paper_config_schedule_by_whether_an_optimum_exists():
         assert spec.polish == (smooth and not ill_posed), spec.run_id
         seen.add(ill_posed)
     assert seen == {True, False}
-
