@@ -472,6 +472,47 @@ def test_a_copy_of_a_chaotic_runs_number_has_that_numbers_tolerance(chaos_repo):
     assert [d.where for d in verify(repo).differences] == ["unregularized_diverges.experiments.roll_nvp.threshold"]
 
 
+def _metrics_claims(verdict: str, counts: dict) -> dict:
+    """``metrics/claims.json`` as the claims rule writes it: the same verdicts as results/claims.json,
+    keyed by claim, with their counts and without the numbers beside them."""
+    return {
+        "claims": {
+            "unregularized_diverges": {"counts": counts, "experiments": {"roll_nvp": {"verdict": verdict}}},
+            "linear_whitening": {"counts": {"PASS": 1}, "experiments": {"gaussian_linear": {"verdict": "PASS"}}},
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("counts", "robust"),
+    [({"PASS": 0, "FAIL": 1}, []), ({"PASS": 0, "FAIL": 2}, ["claims.unregularized_diverges.counts.FAIL"])],
+    ids=["the-flips-count", "a-count-beyond-them"],
+)
+def test_a_fragile_verdict_is_fragile_in_every_file_and_so_are_the_counts_it_moves(chaos_repo, counts, robust):
+    """The replica's flip, named only as a chaotic record in results/claims.json (no measured
+    fragile list), flips the same verdict in metrics/claims.json, where no number stands beside
+    it, and moves the claim's counts: one verdict, one class; a count that moved by more than the
+    fragile flips is a change."""
+    repo, doc = chaos_repo
+    doc["fragile"] = []
+    _write(repo, "results/chaos.json", doc)
+    _write(repo, "metrics/claims.json", _metrics_claims("PASS", {"PASS": 1, "FAIL": 0}))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "metrics/claims.json; no measured fragile list")
+    _rerun(repo)
+    _write(repo, "metrics/claims.json", _metrics_claims("FAIL", counts))
+    report = verify(repo)
+    kinds = {(d.file, d.where): d.kind for d in report.fragile}
+    assert kinds[("metrics/claims.json", "claims.unregularized_diverges.experiments.roll_nvp.verdict")] == (
+        "fragile verdict flipped (the same verdict in another file is)"
+    )
+    assert kinds[("metrics/claims.json", "claims.unregularized_diverges.counts.PASS")] == (
+        "fragile verdict flipped (a count of its experiments' fragile verdicts)"
+    )
+    assert [d.where for d in report.differences] == robust
+    assert report.reproduced == (not robust)
+
+
 def test_a_chaos_file_measured_on_other_results_is_ignored(chaos_repo):
     repo, doc = chaos_repo
     doc["measured_on"]["metrics/train.json"] = "sha256:0"

@@ -1120,18 +1120,71 @@ def verify(
 
 
 def _fragile_overall(report: Report) -> None:
-    """A claim's overall verdict (no experiment in its key path) that flipped is fragile when at
-    least one per-experiment verdict of the claim flipped and every one that did is fragile."""
+    """What follows from fragile flips alone is fragile too:
+
+    - the same claim x experiment verdict in another file (``metrics/claims.json`` repeats
+      ``results/claims.json``'s verdicts, beside fewer numbers): one verdict, one class;
+    - a claim's overall verdict (no experiment in its key path), when at least one per-experiment
+      verdict of the claim flipped and every one that did is fragile;
+    - a claim's verdict counts (``...<claim>.counts.<VERDICT>``), when every per-experiment flip of
+      the claim is fragile and the count moved by exactly their net number (flips into that verdict
+      less flips out of it).
+    """
+    fragile_pairs = {(d.claim, d.experiment) for d in report.fragile if d.experiment is not None}
+    for d in list(report.differences):
+        if d.kind == "verdict flipped" and d.experiment is not None and (d.claim, d.experiment) in fragile_pairs:
+            _set_fragile(report, d, "fragile verdict flipped (the same verdict in another file is)")
     robust = {d.claim for d in report.differences if d.kind == "verdict flipped" and d.experiment is not None}
     fragile = {d.claim for d in report.fragile if d.experiment is not None}
+    net: dict[str, dict[str, int]] = {}
+    for claim, flips in _verdict_flips(report.fragile).items():
+        for old, new in flips:
+            net.setdefault(claim, {})
+            net[claim][str(old)] = net[claim].get(str(old), 0) - 1
+            net[claim][str(new)] = net[claim].get(str(new), 0) + 1
     for d in list(report.differences):
-        if d.kind == "verdict flipped" and d.experiment is None and d.claim in fragile - robust:
-            report.differences.remove(d)
-            d.kind = "fragile verdict flipped (its experiments' are)"
-            report.fragile.append(d)
-            c = report.count(d.file)
-            c.flipped -= 1
-            c.fragile += 1
+        if d.claim in robust:
+            continue
+        if d.kind == "verdict flipped" and d.experiment is None and d.claim in fragile:
+            _set_fragile(report, d, "fragile verdict flipped (its experiments' are)")
+            continue
+        parts = d.where.split(".")
+        claim = _claim_id(d.where)
+        if (
+            len(parts) >= 2
+            and parts[-2] == "counts"
+            and claim not in robust
+            and isinstance(d.old, int)
+            and isinstance(d.new, int)
+            and d.new - d.old == net.get(claim, {}).get(parts[-1], 0) != 0
+        ):
+            _set_fragile(report, d, "fragile verdict flipped (a count of its experiments' fragile verdicts)")
+
+
+def _verdict_flips(diffs: list[Difference]) -> dict[str, list[tuple[object, object]]]:
+    """Per claim, the per-experiment verdict flips (old, new) among ``diffs``, one per experiment
+    (a verdict repeated in two files counts once)."""
+    seen: dict[tuple[str, str], tuple[object, object]] = {}
+    for d in diffs:
+        if d.claim is not None and d.experiment is not None and d.where.endswith(".verdict"):
+            seen.setdefault((d.claim, d.experiment), (d.old, d.new))
+    out: dict[str, list[tuple[object, object]]] = {}
+    for (claim, _), flip in seen.items():
+        out.setdefault(claim, []).append(flip)
+    return out
+
+
+def _set_fragile(report: Report, d: Difference, kind: str) -> None:
+    """Moves a difference counted as a flip or a change to the fragile flips."""
+    report.differences.remove(d)
+    c = report.count(d.file)
+    if d.kind == "verdict flipped":
+        c.flipped -= 1
+    else:
+        c.beyond -= 1
+    d.kind = kind
+    c.fragile += 1
+    report.fragile.append(d)
 
 
 def measure_chaos(
