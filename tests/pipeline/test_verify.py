@@ -588,3 +588,121 @@ def test_the_committed_example_is_a_chaos_file():
     assert all(v > 0 for e in doc["experiments"].values() for v in e.get("spread", {}).values())
     with pytest.raises(ValueError, match="not a chaos file"):
         load_chaos(b'{"format": "something else"}')
+
+
+def test_a_margin_moves_with_its_value_and_is_rounded_at_its_operands():
+    """``margin = threshold - measured`` near zero: a round-off move of ``measured`` moves it by as
+    much, which relative to the margin itself is far beyond round-off; a margin that moved without
+    its value, or by more than it, beyond the round-off of its operands, is still a change."""
+    old = {"measured": 0.99999, "threshold": 1.0, "margin": 1.0 - 0.99999}
+    new = {"measured": 0.99999 + 5e-11, "threshold": 1.0, "margin": 1.0 - (0.99999 + 5e-11)}
+    report = Report()
+    compare_json(old, new, "f.json", report, set())
+    assert report.reproduced and report.total("within") == 2
+    alone = {"measured": old["measured"], "threshold": 1.0, "margin": old["margin"] - 5e-9}
+    further = {"measured": old["measured"] + 5e-10, "threshold": 1.0, "margin": old["margin"] - 2e-9}
+    for rerun in (alone, further):
+        report = Report()
+        compare_json(old, rerun, "f.json", report, set())
+        assert [d.where for d in report.differences] == ["margin"]
+    report = Report()
+    compare_json({"gap": 0.3, "gap_margin": 0.2}, {"gap": 0.3, "gap_margin": 0.2 + 1e-9}, "f.json", report, set())
+    assert [d.where for d in report.differences] == ["gap_margin"]
+
+
+def _status_counts(converged: int, not_converged: int) -> str:
+    return (
+        "experiment,stabilizer,seeds,status_converged,status_not_converged\n"
+        f"roll_nvp,plain,2,{converged},{not_converged}\ngaussian_linear,none,1,1,0\n"
+    )
+
+
+def _stops(seed: int, flips: bool):
+    def edit(t):
+        run = t["roll_nvp"]["plain"][f"seed{seed}"]
+        run["steps"] = 640
+        if flips:
+            run["status"] = "not_converged"
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "table", "changes"),
+    [
+        (_stops(0, True), _status_counts(1, 1), []),
+        (_stops(0, True), _status_counts(0, 2), ["status_converged", "status_not_converged"]),
+        (
+            _stops(1, False),
+            _status_counts(1, 1),
+            ["roll_nvp.plain.seed1.steps", "status_converged", "status_not_converged"],
+        ),
+    ],  # fmt: skip
+    ids=["counters-of-the-flipped-run", "counts-beyond-its-flip", "no-status-flipped"],
+)
+def test_the_stop_counters_of_a_run_whose_status_flipped_fragilely_follow_from_it(chaos_repo, edit, table, changes):
+    """roll_nvp seed 0 stops for another reason (its status, a verdict of a chaotic record, flips):
+    its step count and the table's status counts over the experiment's seeds move with it. A count
+    moved by more than the runs that flipped, or counters moved where no status flipped, may not."""
+    repo, _ = chaos_repo
+    _write(repo, "results/tables/table_status.csv", _status_counts(2, 0))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "a status table")
+    _rerun(repo, edit)
+    _write(repo, "results/tables/table_status.csv", table)
+    report = verify(repo)
+    assert [d.where.rsplit(" ", 1)[-1] for d in report.differences] == changes
+    if not changes:
+        assert report.reproduced and {d.where.rsplit(" ", 1)[-1] for d in report.follows} == {
+            "roll_nvp.plain.seed0.steps", "status_converged", "status_not_converged"}  # fmt: skip
+        assert "3 value(s) that follow from fragile flips" in report.verdict()
+
+
+@pytest.mark.parametrize(
+    ("dim", "error", "changes"),
+    [
+        (1, 1.0, []),
+        (
+            1,
+            2.0,
+            [
+                "unregularized_diverges.experiments.roll_nvp.dimension.dim_error",
+                "unregularized_diverges.experiments.roll_nvp.dimension.prediction_holds",
+            ],
+        ),
+        (
+            2,
+            1.0,
+            [
+                "unregularized_diverges.experiments.roll_nvp.dimension.dim_error",
+                "unregularized_diverges.experiments.roll_nvp.dimension.prediction_holds",
+            ],
+        ),
+        (1, 0.0, ["unregularized_diverges.experiments.roll_nvp.dimension.prediction_holds"]),
+    ],  # fmt: skip
+    ids=["follows", "moved-by-two", "no-neighbour-move", "a-boolean-alone"],
+)
+def test_claim_numbers_computed_from_a_dimension_that_moved_to_its_neighbour_follow_from_it(
+    chaos_repo, dim, error, changes
+):
+    """The chaotic run's intrinsic dimension 2 -> 1 (allowed: its neighbour); the claim's error
+    |d̂ - d| 0 -> 1 and the prediction it decides follow. An error moved by two, or one moved while
+    no dimension moved, or the boolean alone, are changes (no replica moved the numbers beside them,
+    so nothing else makes them chaotic)."""
+    repo, _ = chaos_repo
+
+    def claims(c, err=0.0, holds=True):
+        c[0]["experiments"]["roll_nvp"]["dimension"] = {"dim_error": err, "prediction_holds": holds}
+
+    committed = json.loads(json.dumps(CHAOS_CLAIMS))
+    claims(committed)
+    _write(repo, "results/claims.json", committed)
+    _git(repo, "commit", "-qam", "the claim's dimension error")
+    _rerun(
+        repo,
+        lambda t: t["roll_nvp"]["plain"]["seed0"].update(intrinsic_dim=dim),
+        edit_claims=lambda c: claims(c, error, False),
+    )
+    report = verify(repo)
+    assert [d.where for d in report.differences] == changes
+    assert report.reproduced == (not changes)

@@ -94,7 +94,15 @@ and is ignored when none is):
 - a fragile verdict may flip: it is counted and named apart and does not make NOT REPRODUCED. Fragile
   are the verdicts a replica flipped (measured), those decided from chaotic numbers (as above: a
   run's ``status`` from its last window's improvement; a claim's per-run state), and a claim's
-  overall verdict when every per-experiment verdict of the claim that flipped here is fragile.
+  overall verdict when every per-experiment verdict of the claim that flipped here is fragile
+  (:func:`_fragile_overall`);
+- a value that follows from a fragile flip alone is counted apart (``follows``) and does not fail
+  either: the stop counters of a run whose status flipped fragile-ly, and the integer-valued claim
+  numbers (and the boolean they decide) computed from a run's integer that moved to its neighbour
+  (:func:`_follows_from_fragile_flips`);
+- a margin (``threshold - value``, ``epsilon - gap``) moves as far as its value does and is rounded
+  relative to its operands, not to itself (:func:`_margin_slack`): near a threshold the margin is
+  small, and the value's round-off is large relative to it.
 
 Why :data:`CHAOS_FACTOR` = 30. A replica's spread is a sample: while a run's trajectories still
 separate exponentially, the same number moves by amounts that differ by orders of magnitude from
@@ -199,13 +207,15 @@ class Where:
     """What a compared value is about: its experiment and run (``experiment/stabilizer/seedN``) when
     its key path or row names them, its *key* (``file:path`` less the experiment and run names: the
     same quantity in every run), its *group* (``file:path`` with the seed as ``seed*``: the same
-    number of the run's other seeds) and, for a verdict, its claim."""
+    number of the run's other seeds), for a verdict its claim, and the stabilizer its key path or row
+    names (also a row over the seeds of one stabilizer, which names no run)."""
 
     experiment: str | None = None
     run: str | None = None
     key: str = ""
     group: str | None = None
     claim: str | None = None
+    stabilizer: str | None = None
 
 
 class Names:
@@ -233,43 +243,43 @@ class Names:
             e = self.experiment(comp)
             if e is None:
                 continue
-            drop, run, group = {i}, None, None
+            drop, run, group, stab = {i}, None, None, None
             tokens = [(i, t) for t in comp.split("/")[1:]]
             tokens += [(j, t) for j in range(i + 1, len(path)) for t in path[j].split("/")]
             for (ja, a), (jb, b) in zip(tokens, tokens[1:], strict=False):
                 if a in self.stabilizers[e] and _SEED.fullmatch(b):
-                    run, drop = f"{e}/{a}/{b}", drop | {ja, jb}
+                    run, drop, stab = f"{e}/{a}/{b}", drop | {ja, jb}, a
                     g = list(path)
                     g[jb] = "/".join("seed*" if t == b else t for t in path[jb].split("/"))
                     group = f"{file}:{'.'.join(g)}"
                     break
             key = f"{file}:{'.'.join(c for j, c in enumerate(path) if j not in drop)}"
-            return Where(e, run, key, group, self._claim(path[:i]))
+            return Where(e, run, key, group, self._claim(path[:i]), stab)
         return Where(None, None, f"{file}:{'.'.join(path)}", None, self._claim(path))
 
     def _claim(self, path: tuple[str, ...]) -> str | None:
         return next((c for c in path if c in self.claim_ids), path[0] if path else None)
 
     def row_where(self, file: str, header: list[str], row: list[str], column: str) -> Where:
-        e, run, ident = self._row(tuple(header), tuple(row))
+        e, stab, run, ident = self._row(tuple(header), tuple(row))
         group = f"{file}:{ident}:{column}" if run else None
-        return Where(e, run, f"{file}:{column}", group)
+        return Where(e, run, f"{file}:{column}", group, stabilizer=stab)
 
-    def _row(self, header: tuple[str, ...], row: tuple[str, ...]) -> tuple[str | None, str | None, str]:
-        """A CSV row's experiment, run and identity with the seed as ``*`` (the cells of one row
-        are asked in turn: the last row is remembered)."""
+    def _row(self, header: tuple[str, ...], row: tuple[str, ...]) -> tuple[str | None, str | None, str | None, str]:
+        """A CSV row's experiment, stabilizer, run and identity with the seed as ``*`` (the cells of
+        one row are asked in turn: the last row is remembered)."""
         if self._last_row[0] == (header, row):
             return self._last_row[1]
         e = next((x for x in map(self.experiment, row) if x), None)
         stab = next((v for v in row if v in self.stabilizers[e]), None) if e else None
         seed = next((v for h, v in zip(header, row, strict=False) if h == "seed" and _INT.fullmatch(v)), None)
         if e is None or stab is None or seed is None:
-            out = (e, None, "")
+            out = (e, stab, None, "")
         else:
             ident = "|".join(
                 "*" if h == "seed" else v for h, v in zip(header, row, strict=False) if v and not _is_float(v)
             )
-            out = (e, str(RunKey(e, stab, int(seed))), ident)
+            out = (e, stab, str(RunKey(e, stab, int(seed))), ident)
         self._last_row = ((header, row), out)
         return out
 
@@ -471,6 +481,12 @@ class Difference:
     kind: str
     claim: str | None = None
     experiment: str | None = None
+    run: str | None = None
+    stabilizer: str | None = None
+
+    @classmethod
+    def at(cls, file: str, label: str, old, new, kind: str, where: Where) -> Difference:
+        return cls(file, label, old, new, kind, where.claim, where.experiment, where.run, where.stabilizer)
 
     def __str__(self) -> str:
         where = f": {self.where}" if self.where else ""
@@ -487,6 +503,7 @@ class FileCount:
     verdicts: int = 0
     flipped: int = 0
     fragile: int = 0  # fragile verdicts flipped (not in ``flipped``)
+    follows: int = 0  # values that follow from fragile flips (:func:`_follows_from_fragile_flips`)
     changed: int = 0
     figure: str = ""
 
@@ -498,6 +515,8 @@ class Report:
     files: dict[str, FileCount] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
     fragile: list[Difference] = field(default_factory=list)  # fragile verdicts that flipped
+    follows: list[Difference] = field(default_factory=list)  # values that follow from fragile flips
+    neighbours: set[str] = field(default_factory=set)  # runs whose integer moved to its neighbour
     claims: int = 0  # claims in results/claims.json
     largest_within: tuple[float, str] = (0.0, "")  # the largest relative change within round-off, and where
     largest_chaotic: tuple[float, str] = (0.0, "")  # the largest change of a chaotic number / its tolerance
@@ -529,6 +548,8 @@ class Report:
         frag = f", {fragile} fragile flipped ({', '.join(ids)})" if fragile else ""
         other_fragile = self.total("fragile") - fragile
         frag += f"; {other_fragile} other fragile verdict(s) flipped" if other_fragile else ""
+        follows = self.total("follows")
+        frag += f"; {follows} value(s) that follow from fragile flips" if follows else ""
         if self.reproduced:
             robust = (
                 f"all {claims} verdicts identical"
@@ -579,6 +600,9 @@ class Report:
         if self.fragile:
             lines.append(f"fragile verdicts flipped (a round-off perturbation flips them too; {len(self.fragile)}):")
             lines += [f"  {d}" for d in self.fragile[:max_listed]]
+        if self.follows:
+            lines.append(f"values that follow from fragile flips ({len(self.follows)}):")
+            lines += [f"  {d}" for d in self.follows[:max_listed]]
         if self.differences:
             lines.append(f"beyond tolerance or changed ({len(self.differences):,}):")
             lines += [f"  {d}" for d in self.differences[:max_listed]]
@@ -679,16 +703,17 @@ def _compare_value(
                     return
                 c.beyond += 1
                 kind = f"beyond the chaotic spread (rel {rel:.2g}; {ctx.chaos.factor:g} x spread {scale:.2g})"
-                report.differences.append(Difference(file, label, old, new, kind, where.claim, where.experiment))
+                report.differences.append(Difference.at(file, label, old, new, kind, where))
                 return
         if exact and rec is not None and where.run is not None and abs(new - old) == 1:
             c.chaotic += 1  # a count of a chaotic run decided by a threshold (a dimension) flips to its neighbour
+            report.neighbours.add(where.run)
             return
         c.beyond += 1
         kind = "beyond round-off" + ("" if exact else f" (rel {rel:.2g}; float{'32' if f32 else '64'}: {tol})")
         if rec is not None:
             kind += " (a chaotic run's key that neither the perturbation nor the seeds moved)"
-        report.differences.append(Difference(file, label, old, new, kind))
+        report.differences.append(Difference.at(file, label, old, new, kind, locate()))
         return
     c.numbers += number
     if old != new:
@@ -713,7 +738,7 @@ def _changed(
         report.count(file).chaotic += 1
         return
     report.count(file).changed += 1
-    report.differences.append(Difference(file, label, old, new, "changed"))
+    report.differences.append(Difference.at(file, label, old, new, "changed", locate()))
 
 
 def _verdict(
@@ -736,7 +761,7 @@ def _verdict(
     where = locate()
     if ctx.measure is not None:
         ctx.measure.flip(file, label, where, old, new)
-    d = Difference(file, label, old, new, "verdict flipped", where.claim, where.experiment)
+    d = Difference.at(file, label, old, new, "verdict flipped", where)
     if ctx.chaos is not None:
         if ctx.chaos.fragile(file, label, where):
             d.kind = "fragile verdict flipped (measured)"
@@ -797,7 +822,8 @@ def compare_json(old, new, file: str, report: Report, markers, path: tuple[str, 
                     _verdict(*args, ctx, lambda s=sub: locate(s), siblings)
                 else:
                     f32 = _is_float32(sub, ctx.markers)
-                    _compare_value(*args, f32, ctx, lambda s=sub: locate(s), siblings=siblings)
+                    slack = _margin_slack(str(key), old, new, FLOAT32 if f32 else FLOAT64)
+                    _compare_value(*args, f32, ctx, lambda s=sub: locate(s), slack, siblings)
         return
     if path and path[-1] in VERDICT_KEYS and not isinstance(old, dict | list):
         _verdict(report, file, where, old, new, ctx, locate)
@@ -806,6 +832,28 @@ def compare_json(old, new, file: str, report: Report, markers, path: tuple[str, 
         _changed(report, file, where, _short(old), _short(new), ctx, locate)
         return
     _compare_value(report, file, where, old, new, _is_float32(path, ctx.markers), ctx, locate)
+
+
+#: a margin and the values it is computed from, in its record: ``threshold - value`` or ``value -
+#: threshold`` (``stages.claims._margin``), ``epsilon - gap`` (``stages.claims._optimum``)
+MARGINS = {"margin": ("value", "measured"), "gap_margin": ("gap",)}
+#: the fixed operand of a margin, when its record holds it
+MARGIN_BOUNDS = ("threshold", "epsilon")
+
+
+def _margin_slack(key: str, old: dict, new: dict, tol: Tolerance) -> float:
+    """How far a margin may move beside its value: a difference ``threshold - value`` moves by
+    exactly as much as its value does (a change of the value is judged at the value), and its own
+    rounding is relative to its operands, not to itself (``1.0 - 0.0578`` is rounded at 1e-16 of
+    1.0): |new value - old value| plus the tolerance's relative term times the largest operand.
+    Zero for a key that is not a margin, or a margin whose record has no finite value beside it."""
+    for name in MARGINS.get(key, ()):
+        o, n = old.get(name), new.get(name)
+        if _is_number(o) and _is_number(n) and math.isfinite(o) and math.isfinite(n):
+            bounds = [old.get(b) for b in MARGIN_BOUNDS] + [new.get(b) for b in MARGIN_BOUNDS]
+            operands = [abs(o), abs(n), *(abs(b) for b in bounds if _is_number(b) and math.isfinite(b))]
+            return abs(n - o) + tol.rel * max(operands)
+    return 0.0
 
 
 def _short(value) -> object:
@@ -1116,6 +1164,7 @@ def verify(
             compare_csv(old.decode(), new.decode(), path, report, ctx)
     if ctx.chaos is not None:
         _fragile_overall(report)
+        _follows_from_fragile_flips(report)
     return report
 
 
@@ -1159,6 +1208,69 @@ def _fragile_overall(report: Report) -> None:
             and d.new - d.old == net.get(claim, {}).get(parts[-1], 0) != 0
         ):
             _set_fragile(report, d, "fragile verdict flipped (a count of its experiments' fragile verdicts)")
+
+
+def _follows_from_fragile_flips(report: Report) -> None:
+    """Values that follow from what round-off may flip, counted apart (``follows``) rather than as
+    changes:
+
+    - a *stop counter* of a run whose ``status`` flipped fragile-ly: an integer under that run's
+      name (``n_epochs``, ``polish_iters``): a run that stops for another reason stops elsewhere;
+      and an integer of a row over the seeds of its experiment and stabilizer (``table_f_nll``'s
+      status counts, ``non_finite``) that moved by at most the number of such runs there;
+    - a number computed from an integer that moved to its neighbour (:func:`_compare_value`: a
+      chaotic run's intrinsic dimension): an integer-valued number of that experiment (the claim's
+      error |d̂ − d|, its margin) that moved by exactly one; and then a boolean (``prediction_holds``)
+      in a record where nothing else is left changed.
+
+    Anything else under those names (a float beyond its tolerance, an integer that moved by more, a
+    counter of a run whose status did not flip or flipped robustly) stays a change.
+    """
+    stopped = {d.run for d in report.fragile if d.run and d.where.rsplit(".", 1)[-1] == "status"}
+    neighbours = {r.split("/", 1)[0] for r in report.neighbours}
+
+    def why(d: Difference) -> str | None:
+        if d.experiment is None or not (_is_number(d.old) and _is_number(d.new)):
+            return None
+        step = abs(d.new - d.old)
+        if isinstance(d.old, int) and isinstance(d.new, int) and d.kind.startswith("beyond round-off"):
+            if d.run in stopped:
+                return "a counter of a run whose status flipped fragile-ly"
+            runs = {r for r in stopped if d.run is None and r.startswith(f"{d.experiment}/{d.stabilizer}/")}
+            if d.stabilizer is not None and step <= len(runs):
+                return f"a count over {len(runs)} run(s) whose status flipped fragile-ly"
+        integral = float(d.old).is_integer() and float(d.new).is_integer()
+        if d.claim is not None and d.experiment in neighbours and integral and step == 1:
+            return "computed from a run's integer that moved to its neighbour"
+        return None
+
+    for d in list(report.differences):
+        if (reason := why(d)) is not None:
+            _set_follows(report, d, reason)
+    for d in list(report.differences):
+        record = d.where.rsplit(".", 1)[0] + "."
+        if (
+            d.kind == "changed"
+            and isinstance(d.old, bool)
+            and isinstance(d.new, bool)
+            and d.experiment in neighbours
+            and any(f.file == d.file and f.where.startswith(record) for f in report.follows)
+            and not any(o is not d and o.file == d.file and o.where.startswith(record) for o in report.differences)
+        ):
+            _set_follows(report, d, "decided by a run's integer that moved to its neighbour")
+
+
+def _set_follows(report: Report, d: Difference, reason: str) -> None:
+    """Moves a difference counted as beyond or changed to the values that follow from fragile flips."""
+    report.differences.remove(d)
+    c = report.count(d.file)
+    if d.kind == "changed":
+        c.changed -= 1
+    else:
+        c.beyond -= 1
+    d.kind = f"follows from a fragile flip ({reason})"
+    c.follows += 1
+    report.follows.append(d)
 
 
 def _verdict_flips(diffs: list[Difference]) -> dict[str, list[tuple[object, object]]]:
