@@ -1260,19 +1260,6 @@ def _follows_from_fragile_flips(report: Report) -> None:
             _set_follows(report, d, "decided by a run's integer that moved to its neighbour")
 
 
-def _set_follows(report: Report, d: Difference, reason: str) -> None:
-    """Moves a difference counted as beyond or changed to the values that follow from fragile flips."""
-    report.differences.remove(d)
-    c = report.count(d.file)
-    if d.kind == "changed":
-        c.changed -= 1
-    else:
-        c.beyond -= 1
-    d.kind = f"follows from a fragile flip ({reason})"
-    c.follows += 1
-    report.follows.append(d)
-
-
 def _verdict_flips(diffs: list[Difference]) -> dict[str, list[tuple[object, object]]]:
     """Per claim, the per-experiment verdict flips (old, new) among ``diffs``, one per experiment
     (a verdict repeated in two files counts once)."""
@@ -1287,16 +1274,23 @@ def _verdict_flips(diffs: list[Difference]) -> dict[str, list[tuple[object, obje
 
 
 def _set_fragile(report: Report, d: Difference, kind: str) -> None:
-    """Moves a difference counted as a flip or a change to the fragile flips."""
+    _move(report, d, kind, "fragile")
+
+
+def _set_follows(report: Report, d: Difference, reason: str) -> None:
+    _move(report, d, f"follows from a fragile flip ({reason})", "follows")
+
+
+def _move(report: Report, d: Difference, kind: str, to: str) -> None:
+    """Moves a difference counted as a flipped verdict, a number beyond or a change to the fragile
+    flips (``to="fragile"``) or to the values that follow from them (``"follows"``), as ``kind``."""
     report.differences.remove(d)
     c = report.count(d.file)
-    if d.kind == "verdict flipped":
-        c.flipped -= 1
-    else:
-        c.beyond -= 1
+    was = {"verdict flipped": "flipped", "changed": "changed"}.get(d.kind, "beyond")
+    setattr(c, was, getattr(c, was) - 1)
+    setattr(c, to, getattr(c, to) + 1)
     d.kind = kind
-    c.fragile += 1
-    report.fragile.append(d)
+    getattr(report, to).append(d)
 
 
 def measure_chaos(
