@@ -1110,17 +1110,29 @@ def gap(runs: pd.DataFrame, pm: dict):
 #: local directions shown per digit, digit classes shown
 MNIST_DIRS = 2
 MNIST_CLASSES = 10
+#: a variance at most this fraction of its spectrum's largest is zero (float64 round-off of an exact
+#: zero: MNIST's pixels that are constant over the data have none, nor do a linear flow's latents
+#: along them): a log axis has no place for it, so a spectrum is drawn down to its last non-zero value
+ZERO_VARIANCE = 1e-12
+
+
+def _nonzero(v: np.ndarray) -> np.ndarray:
+    """A spectrum sorted in decreasing order, less its zero variances (:data:`ZERO_VARIANCE`)."""
+    top = v.max() if v.size else 0.0
+    return v[v > ZERO_VARIANCE * top] if top > 0 else v[:0]
 
 
 def _mnist_spectrum(ax, spectra: pd.DataFrame, runs: pd.DataFrame) -> None:
     from matplotlib.lines import Line2D
 
     meta = runs.drop_duplicates(["experiment", "stabilizer", "seed"]).set_index(["experiment", "stabilizer", "seed"])
-    values = []
+    values, zeros = [], []
     for (exp, stab, seed), g in spectra.groupby(["experiment", "stabilizer", "seed"], sort=False):
         known = (exp, stab, seed) in meta.index
         kind, lam, family = meta.loc[(exp, stab, seed), ["kind", "lam", "family"]] if known else ("?", 0.0, "?")
         vy, vh = np.sort(g.var_y.to_numpy())[::-1], np.sort(g.var_yhat.to_numpy())[::-1]
+        zeros.append(len(vh) - len(vh := _nonzero(vh)))
+        vy = _nonzero(vy)
         # the flow family's marker every 25 components: the families' spectra differ in shape
         style = {"color": fs.color(kind, lam), "marker": fs.marker(family), "markevery": 25, "ms": 3.5}
         ax.plot(np.arange(1, len(vh) + 1), vh, lw=1.4, **style)
@@ -1128,10 +1140,15 @@ def _mnist_spectrum(ax, spectra: pd.DataFrame, runs: pd.DataFrame) -> None:
         values += [vh, vy]
     first = spectra[spectra.experiment == spectra.experiment.iloc[0]]
     pca = np.sort(first.groupby("component").pca_eigenvalue.first().to_numpy())[::-1]
+    pca_zeros = len(pca) - len(pca := _nonzero(pca))
     ax.plot(np.arange(1, len(pca) + 1), pca, color="black", ls=":", lw=1.5)
     lim = fs.robust_limits(np.concatenate(values + [pca]), log=True)
-    if lim:  # global PCA has only as many non-zero eigenvalues as the data's rank
+    if lim:
         ax.set_ylim(max(lim[0], 1e-8), lim[1])
+    if pca_zeros or any(zeros):
+        text = f"not drawn (zero variance):\n{pca_zeros} global PCA eigenvalues\n(pixels constant in the data)"
+        text += f",\nup to {max(zeros)} per run" if any(zeros) else ""
+        fs.note(ax, text, loc="lower left", fontsize=7)
     ax.set(yscale="log", xlabel="component (sorted)", ylabel="variance", title="variance spectra")
     handles = [
         Line2D([], [], color="0.3", lw=1.4, label="un-whitened ŷ (per run)"),
