@@ -14,7 +14,7 @@ reads the file (docs/measurements.md#chaos; the format is documented in
 :mod:`flowtheory.pipeline.verify`).
 
 Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
-[--perturb up down 2] [--cores 2]`` (``make chaos``). Each perturbation is one replica and costs one
+[--perturb up down 2] [--cores 2] [--experiments E ...]`` (``make chaos``). Each perturbation is one replica and costs one
 pipeline run of that config. Three by default because one replica is one sample: a run whose
 trajectories are still separating exponentially moves by amounts that differ by orders of
 magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded
@@ -22,6 +22,12 @@ verify's tolerance in 5 of 20 trials with one replica, 1 of 30 with two and none
 (docs/measurements.md#chaos). Regenerate the file whenever the committed results change (``make
 chaos`` then reruns the claims, which mark its fragile verdicts): verify ignores a file measured on
 another ``metrics/train.json``.
+
+``--experiments E ...`` measures only those experiments (new or retrained ones) and merges the
+result into the existing ``results/chaos.json``
+(:func:`flowtheory.pipeline.chaos.merge_measurement`): each replica starts from a copy of every other
+experiment's results, unperturbed, and retrains only ``E ...`` and what depends on them, so the cost
+is theirs, not the whole config's. The perturbations are those of the existing file.
 """
 
 from __future__ import annotations
@@ -38,14 +44,27 @@ from pathlib import Path
 
 import yaml
 
+from flowtheory.pipeline.chaos import load_chaos, merge_measurement
 from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
 from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
 
-__all__ = ["compared_files", "copy_project", "main", "replicate"]
+__all__ = ["compared_files", "copy_project", "copy_results", "main", "replicate"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: not copied: the results (the replica makes its own) and DVC (a replica records nothing)
 SKIP = ("results/", "metrics/", "plots/", ".dvc/", "dvc.lock")
+#: a partial replica's starting point (:func:`copy_results`): what the pipeline wrote before the figures
+RESULTS = (
+    "results/data",
+    "results/runs",
+    "results/analysis",
+    "results/components",
+    "results/tables",
+    "metrics",
+    "plots",
+)
+#: the per-experiment stage directories (``flowtheory.pipeline.paths``): not copied for a retrained experiment
+EXPERIMENT_DIRS = ("results/runs", "results/analysis", "results/components")
 
 
 def copy_project(root: Path, dst: Path) -> None:
@@ -60,6 +79,26 @@ def copy_project(root: Path, dst: Path) -> None:
             shutil.copy2(root / f, dst / f)
 
 
+def copy_results(root: Path, dst: Path, retrained: list[str]) -> None:
+    """The pipeline's results under ``root`` (:data:`RESULTS` and the claims) into ``dst``, with
+    their modification times, less the stage directories of the ``retrained`` experiments: a
+    pipeline run in ``dst`` with mtime triggers then retrains those and rebuilds what depends on them."""
+    skip = {f"{d}/{e}" for d in EXPERIMENT_DIRS for e in retrained}
+    for top in RESULTS:
+        src = root / top
+        if not src.is_dir():
+            continue
+        for path in sorted(src.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_dir() or any(rel == s or rel.startswith(s + "/") for s in skip):
+                continue
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dst / rel)
+    for f in ("results/claims.json", "results/claims.md"):
+        if (root / f).is_file():
+            shutil.copy2(root / f, dst / f)
+
+
 def compared_files(root: Path) -> list[str]:
     """The files a replica must rebuild: the results under ``root`` that verify compares by value
     (JSON and CSV; figures are not measurements)."""
@@ -68,12 +107,21 @@ def compared_files(root: Path) -> list[str]:
 
 
 def replicate(
-    root: Path, config: str, dst: Path, perturb: str = "up", cores: int = 2, targets: list[str] | None = None
+    root: Path,
+    config: str,
+    dst: Path,
+    perturb: str = "up",
+    cores: int = 2,
+    targets: list[str] | None = None,
+    retrain: list[str] | None = None,
 ) -> float:
     """The pipeline of ``config`` (a path relative to ``root``, or absolute) run from scratch in a
     copy of ``root`` at ``dst``, initial parameters perturbed, up to ``targets`` (default: every
-    output); returns the wall seconds."""
+    output); with ``retrain``, from a copy of the other experiments' results (:func:`copy_results`),
+    retraining only those. Returns the wall seconds."""
     copy_project(root, dst)
+    if retrain:
+        copy_results(root, dst, retrain)
     cfg = Path(config) if Path(config).is_absolute() else dst / config
     if not Path(config).is_absolute():
         cfg.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +140,7 @@ def replicate(
             str(cores),
             "--configfile",
             str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg),
+            *(["--rerun-triggers", "mtime"] if retrain else []),  # the copies carry no Snakemake metadata
         ],
         cwd=dst,
         env=env,
@@ -110,8 +159,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--perturb",
         nargs="+",
-        default=["up", "down", "2"],
-        help=f"one replica per value of {PERTURB_INIT} (default: up down 2; each costs one pipeline run)",
+        default=None,
+        help=f"one replica per value of {PERTURB_INIT} (default: up down 2, or with --experiments those of "
+        "the existing file; each costs one pipeline run)",
+    )
+    parser.add_argument(
+        "--experiments",
+        nargs="+",
+        default=None,
+        help="measure only these experiments (new or retrained) and merge them into the existing file",
     )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
@@ -119,11 +175,25 @@ def main(argv: list[str] | None = None) -> dict:
         "--keep", default=None, help="run the replicas in this folder (one subfolder each) and keep them"
     )
     args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    config = yaml.safe_load((root / args.config).read_text())
+    old = None
+    if args.experiments:
+        unknown = sorted(set(args.experiments) - set(config["experiments"]))
+        if unknown:
+            parser.error(f"--experiments: not in {args.config}: {', '.join(unknown)}")
+        old = load_chaos(root / args.out)
+        if old is None:
+            parser.error(f"--experiments needs an existing measurement to merge into: {root / args.out} is absent")
+        measured = [p.split("=", 1)[1] for p in old.get("perturbations", [])]
+        if args.perturb is None:
+            args.perturb = measured
+        elif args.perturb != measured:
+            parser.error(f"--perturb {' '.join(args.perturb)}: the existing file used {' '.join(measured)}")
+    args.perturb = args.perturb or ["up", "down", "2"]
     for value in args.perturb:
         if not perturb_ulps(value):
             parser.error(f"--perturb {value!r}: not a perturbation")
-    root = Path(args.root).resolve()
-    config = yaml.safe_load((root / args.config).read_text())
     with tempfile.TemporaryDirectory(prefix="flowtheory-chaos-") as tmp:
         base = Path(args.keep) if args.keep else Path(tmp)
         replicas, walls = {}, []
@@ -131,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
             dst = base / f"replica_{value}"
             dst.mkdir(parents=True, exist_ok=True)
             print(f"running {args.config} with {PERTURB_INIT}={value} in {dst} ...", flush=True)
-            walls.append(replicate(root, args.config, dst, value, args.cores, compared_files(root)))
+            walls.append(replicate(root, args.config, dst, value, args.cores, compared_files(root), args.experiments))
             replicas[f"{PERTURB_INIT}={value}"] = dst
         doc = measure_chaos(
             root,
@@ -143,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "config": args.config,
             },
         )
+    if old is not None:
+        doc = merge_measurement(old, doc, args.experiments)
     out = root / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

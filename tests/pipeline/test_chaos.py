@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
-from flowtheory.pipeline.chaos import experiment_digests, same_settings, summary_digests
+import pytest
+
+from flowtheory.pipeline.chaos import (
+    CHAOS_FORMAT,
+    experiment_digests,
+    fragile_verdicts,
+    merge_measurement,
+    restrict_to_unchanged,
+    same_settings,
+    summary_digests,
+)
 from flowtheory.pipeline.config import load
 
 
@@ -42,3 +53,116 @@ def test_summary_digests_follow_each_experiments_entry_only():
     after = summary_digests(json_bytes)
     assert after["a"] == before["a"] and after["b"] != before["b"]
     assert summary_digests(json_bytes) == summary_digests(train) and summary_digests(None) == {}
+
+
+PERTURBATIONS = ["P=up", "P=2"]
+
+
+def _flip(claim, experiment, where, by):
+    return {"claim": claim, "experiment": experiment, "file": "results/claims.json", "where": where,
+            "original": "PASS", "replica": "FAIL", "flipped_by": by}  # fmt: skip
+
+
+def _doc(experiments, results, settings, config, fragile, other):
+    return {
+        "format": CHAOS_FORMAT,
+        "perturbations": PERTURBATIONS,
+        "measured_on": {"metrics/train.json": f"sha256:{''.join(results.values())}"},
+        "measured_on_experiments": results,
+        "config_digest": config,
+        "experiment_digests": settings,
+        "compared": ["metrics/train.json"],
+        "summary": {},
+        "experiments": experiments,
+        "other": other,
+        "fragile": fragile,
+    }
+
+
+def test_a_partial_measurement_replaces_only_its_experiments_and_adds_its_flips():
+    chaotic = {"class": "chaotic", "numbers": 5, "beyond_round_off": 2, "spread": {"k": 0.1}, "changed": []}
+    old = _doc(
+        {"a": {"class": "stable", "numbers": 3}, "b": chaotic},
+        {"a": "ra", "b": "rb"},
+        {"a": "sa", "b": "sb"},
+        "sha256:old-config",
+        [_flip("c1", "b", "b.verdict", ["P=up"]), _flip("c1", None, "c1.verdict", ["P=up"])],
+        {"class": "chaotic", "numbers": 4, "beyond_round_off": 1, "spread": {"x": 0.2, "y": None}, "changed": ["x"]},
+    )
+    # the partial replicas: "a" and "b" were copies (their records say nothing), "new" was retrained
+    new = _doc(
+        {"a": {"class": "stable", "numbers": 3}, "b": {"class": "stable", "numbers": 5}, "new": chaotic},
+        {"a": "ra", "b": "rb", "new": "rn"},
+        {"a": "sa", "b": "sb", "new": "sn"},
+        "sha256:new-config",
+        [
+            _flip("c2", "new", "new.verdict", ["P=2"]),
+            _flip("c1", None, "c1.verdict", ["P=2"]),
+            _flip("c3", "b", "b.verdict", ["P=2"]),  # cannot come from "b": ignored
+        ],
+        {
+            "class": "chaotic",
+            "numbers": 6,
+            "beyond_round_off": 0,
+            "spread": {"x": 0.5, "y": 1.0, "z": 0.3},
+            "changed": ["z"],
+        },
+    )
+    merged = merge_measurement(old, new, ["new"])
+    assert merged["experiments"]["b"] == chaotic and merged["experiments"]["new"] == chaotic
+    assert merged["summary"] == {"stable": ["a"], "chaotic": ["b", "new"], "fragile": 3}
+    assert fragile_verdicts(merged) == {("c1", "b"), ("c1", None), ("c2", "new")}
+    claim_level = next(f for f in merged["fragile"] if f["experiment"] is None)
+    assert claim_level["flipped_by"] == ["P=2", "P=up"]
+    assert merged["other"]["spread"] == {"x": 0.5, "y": None, "z": 0.3} and merged["other"]["changed"] == ["x", "z"]
+    # every experiment of the new config is measured on its settings and results: it speaks for the whole
+    assert merged["config_digest"] == "sha256:new-config" and merged["measured_on"] == new["measured_on"]
+    assert same_settings(merged, "sha256:new-config", {"a": None, "b": None, "new": None}) == {"a", "b", "new"}
+    assert [p["experiments"] for p in merged["parts"]] == [["a", "b"], ["new"]]
+    assert restrict_to_unchanged(merged, {})[1] == []  # and still each experiment on its own results digest
+
+
+def test_a_partial_merge_speaks_for_the_whole_config_only_when_every_experiment_is_current():
+    rec = {"class": "stable", "numbers": 1}
+    other = {"class": "stable", "numbers": 1, "beyond_round_off": 0, "largest_round_off": 1e-12}
+    old = _doc({"a": rec, "b": rec}, {"a": "ra", "b": "rb"}, {"a": "sa", "b": "sb"}, "sha256:c", [], other)
+    # "b" was retrained since the old measurement and is not remeasured now: its record is stale
+    new = _doc({"a": rec, "b": rec, "n": rec}, {"a": "ra", "b": "rb2", "n": "rn"}, {"a": "sa", "b": "sb", "n": "sn"},
+               "sha256:c2", [], other)  # fmt: skip
+    merged = merge_measurement(old, new, ["n"])
+    assert merged["config_digest"] is None and merged["measured_on"] == old["measured_on"]
+    assert same_settings(merged, "sha256:c2", {"a": "sa", "b": "sb", "n": "sn"}) == {"a", "b", "n"}
+    assert restrict_to_unchanged(merged, {"a": {"x": 1}})[1] == []  # results digests: summary_digests of train.json
+    with pytest.raises(ValueError, match="other perturbations"):
+        merge_measurement(old, {**new, "perturbations": ["P=up"]}, ["n"])
+    with pytest.raises(ValueError, match="not measured: gone"):
+        merge_measurement(old, new, ["gone"])
+
+
+def test_a_partial_replica_starts_from_the_other_experiments_results(tmp_path):
+    from bench.chaos import copy_results
+
+    root, dst = tmp_path / "root", tmp_path / "replica"
+    files = [
+        "results/data/circle.npz",
+        "results/runs/keep/none/seed0/metrics.json",
+        "results/runs/redo/none/seed0/metrics.json",
+        "results/runs/redo_too/none/seed0/metrics.json",  # a name that starts like a retrained one
+        "results/analysis/redo/none/seed0/metrics.json",
+        "results/components/keep/none/seed0/components.csv",
+        "metrics/train.json",
+        "plots/train_history.csv",
+        "results/claims.json",
+        "results/figures/fig.png",  # no measurement: not copied
+    ]
+    for i, f in enumerate(files):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).write_text(f)
+        os.utime(root / f, (1_000_000 + i, 1_000_000 + i))
+    copy_results(root, dst, ["redo"])
+    copied = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
+    assert copied == sorted(
+        f for f in files if "/redo/" not in f and not f.startswith("results/figures")
+    )  # fmt: skip
+    # with their times, so that Snakemake's mtime triggers rebuild only what the retrained ones touch
+    assert all((dst / f).stat().st_mtime == (root / f).stat().st_mtime for f in copied)

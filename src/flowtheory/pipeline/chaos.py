@@ -17,6 +17,7 @@ __all__ = [
     "experiment_digests",
     "fragile_verdicts",
     "load_chaos",
+    "merge_measurement",
     "restrict_to_unchanged",
     "same_settings",
     "summary_digests",
@@ -117,3 +118,100 @@ def restrict_to_unchanged(doc: dict, train_summary: bytes | dict | None) -> tupl
         ],
     }
     return out, kept
+
+
+def merge_measurement(old: dict, new: dict, experiments: list[str]) -> dict:
+    """A measurement of ``experiments`` alone merged into ``old``, the measurement of the rest
+    (``python -m bench.chaos --experiments``: after adding or retraining a few experiments, their
+    replicas retrain only them, with every other experiment's results copied from the original,
+    unperturbed). ``new`` is the chaos document of those replicas, so its records of the other
+    experiments say nothing (their results were copies) and are not taken. Taken from ``new``: the
+    records, fragile verdicts and digests of ``experiments``, its claim-level fragile verdicts
+    (flipped by perturbing ``experiments`` alone, so a lower bound, added to those of ``old``) and
+    its ``other`` spreads (the larger of the two per key). The merged document speaks for the whole
+    config (``config_digest``, ``measured_on``) only when every experiment of ``new``'s config has a
+    record measured on its current settings and results; else each experiment stands on its own
+    digests, as after any edit (:func:`same_settings`, :func:`restrict_to_unchanged`). The parts are
+    listed in ``parts``. Raises ValueError when the two were not measured with the same
+    perturbations, or an experiment is not in ``new``."""
+    if old.get("format") != CHAOS_FORMAT or new.get("format") != CHAOS_FORMAT:
+        raise ValueError(f"not chaos documents (expected format {CHAOS_FORMAT!r})")
+    if old.get("perturbations") != new.get("perturbations"):
+        raise ValueError(
+            f"measured with other perturbations ({new.get('perturbations')} against {old.get('perturbations')}): "
+            "a partial measurement must use the same ones"
+        )
+    chosen = set(experiments)
+    missing = sorted(chosen - set(new.get("experiments", {})))
+    if missing:
+        raise ValueError(f"not measured: {', '.join(missing)}")
+    records = {e: r for e, r in old.get("experiments", {}).items() if e not in chosen}
+    records.update({e: new["experiments"][e] for e in chosen})
+    records = dict(sorted(records.items()))
+
+    def own(doc: dict, key: str, keep: bool) -> dict:
+        return {e: d for e, d in (doc.get(key) or {}).items() if (e in chosen) == keep}
+
+    measured_on = {**own(old, "measured_on_experiments", False), **own(new, "measured_on_experiments", True)}
+    settings = {**own(old, "experiment_digests", False), **own(new, "experiment_digests", True)}
+    now_results, now_settings = new.get("measured_on_experiments") or {}, new.get("experiment_digests") or {}
+    whole = bool(now_settings) and all(
+        e in records and settings.get(e) == d and measured_on.get(e) == now_results.get(e)
+        for e, d in now_settings.items()
+    )
+    fragile: dict[tuple[str, str], dict] = {}
+    for f in old.get("fragile", []):
+        if f.get("experiment") not in chosen:
+            fragile[(f["file"], f["where"])] = dict(f)
+    for f in new.get("fragile", []):
+        if f.get("experiment") is not None and f.get("experiment") not in chosen:
+            continue
+        key = (f["file"], f["where"])
+        if key in fragile:
+            fragile[key]["flipped_by"] = sorted(set(fragile[key]["flipped_by"]) | set(f["flipped_by"]))
+        else:
+            fragile[key] = dict(f)
+    chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]
+    parts = list(old.get("parts") or [{"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}])
+    parts.append({"experiments": sorted(chosen), "replicas": "these experiments retrained, the others' results copied"})
+    return {
+        **old,
+        "measured_on": new.get("measured_on") if whole else old.get("measured_on"),
+        "measured_on_experiments": dict(sorted(measured_on.items())),
+        "config_digest": new.get("config_digest") if whole else None,
+        "experiment_digests": dict(sorted(settings.items())),
+        "compared": sorted(set(old.get("compared", [])) | set(new.get("compared", []))),
+        "parts": parts,
+        "summary": {
+            "stable": [e for e in records if e not in chaotic],
+            "chaotic": chaotic,
+            "fragile": len(fragile),
+        },
+        "experiments": records,
+        "other": _merge_other(old.get("other"), new.get("other")),
+        "fragile": [fragile[k] for k in sorted(fragile)],
+    }
+
+
+def _merge_other(a: dict | None, b: dict | None) -> dict | None:
+    """Two measurements of the values that name no experiment: chaotic when either is, each key's
+    spread the larger, the changed keys of both."""
+    if not a or not b:
+        return a or b
+    if a.get("class") != "chaotic" and b.get("class") != "chaotic":
+        return {**a, "largest_round_off": max(a.get("largest_round_off") or 0, b.get("largest_round_off") or 0)}
+    spread = dict(a.get("spread") or {})
+    for k, v in (b.get("spread") or {}).items():
+        # None is a spread that was not finite: the larger of any two
+        spread[k] = v if k not in spread else (None if v is None or spread[k] is None else max(spread[k], v))
+    out = {k: v for k, v in a.items() if k != "largest_round_off"}
+    out.update(
+        {
+            "class": "chaotic",
+            "numbers": max(a.get("numbers", 0), b.get("numbers", 0)),
+            "beyond_round_off": max(a.get("beyond_round_off", 0), b.get("beyond_round_off", 0)),
+            "spread": dict(sorted(spread.items())),
+            "changed": sorted(set(a.get("changed") or []) | set(b.get("changed") or [])),
+        }
+    )
+    return out
