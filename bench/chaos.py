@@ -45,6 +45,7 @@ from pathlib import Path
 import yaml
 
 from flowtheory.pipeline.chaos import load_chaos, merge_measurement
+from flowtheory.pipeline.paths import RUN_DIR
 from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
 from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
 
@@ -140,7 +141,10 @@ def replicate(
             str(cores),
             "--configfile",
             str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg),
-            *(["--rerun-triggers", "mtime"] if retrain else []),  # the copies carry no Snakemake metadata
+            # the copies carry no Snakemake metadata, and an existing summary is not rebuilt for a
+            # missing input alone: the retrained experiments' jobs are forced, and what follows them
+            *(["--forcerun", *(RUN_DIR.format(experiment=e) for e in retrain)] if retrain else []),
+            *(["--rerun-triggers", "mtime"] if retrain else []),
         ],
         cwd=dst,
         env=env,
@@ -149,6 +153,9 @@ def replicate(
     )
     if proc.returncode:
         raise RuntimeError(f"the perturbed run in {dst} failed:\n{proc.stderr[-3000:]}")
+    missing = [e for e in retrain or [] if not (dst / RUN_DIR.format(experiment=e)).is_dir()]
+    if missing:  # not copied, so not retrained: the measurement would compare copies
+        raise RuntimeError(f"the perturbed run in {dst} did not retrain {', '.join(missing)}")
     return time.perf_counter() - t0
 
 

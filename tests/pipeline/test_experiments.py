@@ -148,6 +148,8 @@ PAPER_SCOPE = {
         "sheet8_mlp": ["none"],
         "scurve_nsf": ["none"],
         "swissroll_nsf": ["none"],
+        "circle_nsf_none": ["none"],
+        "sphere_nsf_none": ["none"],
     },
     "regularized_stable_weight": {
         "line_linear": ["weight_1e-1"],
@@ -193,6 +195,7 @@ PAPER_SCOPE = {
         "sheet8_nsf": ["noise_1e-2"],
         "mnist_mlp": ["noise_1e-2"],
         "mnist_linear": ["noise_1e-3"],
+        "scurve_nsf_sweep": ["noise_1e-3", "noise_1e-2", "noise_1e-1"],
     },
     "noise_equals_tikhonov": {"gaussian_linear": ["noise_1e-1"]},
     "intrinsic_dimension_manifolds": {
@@ -217,6 +220,7 @@ PAPER_SCOPE = {
         "circle_nsf": ["noise_1e-2"],
         "sphere_nsf": ["noise_1e-2"],
         "sheet8_nsf": ["noise_1e-2"],
+        "scurve_nsf_sweep": ["noise_1e-3", "noise_1e-2"],
     },
     "local_covariance_oracle": {
         "scurve_mlp": ["jacobian_1e-2", "noise_1e-2"],
@@ -251,6 +255,11 @@ PAPER_SCOPE = {
         "swissroll_noisy_realnvp": ["jacobian_1e-2"],
         "sphere_noisy_realnvp": ["jacobian_1e-2"],
         "sheet8_noisy_realnvp": ["jacobian_1e-2"],
+        "circle_noisy_nsf": ["noise_1e-2"],
+        "swissroll_noisy_nsf": ["noise_1e-2"],
+        "sphere_noisy_nsf": ["noise_1e-2"],
+        "sheet8_noisy_nsf": ["noise_1e-2"],
+        "scurve_nsf_sweep": ["noise_1e-3", "noise_1e-2", "noise_1e-1"],
     },
     "intrinsic_dimension_sweep": {
         "scurve_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
@@ -259,6 +268,10 @@ PAPER_SCOPE = {
         "swissroll_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
         "sphere_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
         "sheet8_realnvp_sweep": ["jacobian_1e-3", "jacobian_1e-2", "jacobian_1e-1"],
+    },
+    "intrinsic_dimension_sweep_noise": {
+        "scurve_sweep": ["noise_1e-3", "noise_1e-2", "noise_1e-1"],
+        "scurve_nsf_sweep": ["noise_1e-3", "noise_1e-2", "noise_1e-1"],
     },
     "mnist_unregularized_illposed": {"mnist_mlp": ["none"], "mnist_linear": ["none"]},
     "mnist_spectrum_decay": {

@@ -10,15 +10,17 @@ import pytest
 import torch
 
 from flowtheory.datasets.toys import gaussian, line, s_curve
-from flowtheory.science.flows import build_flow
+from flowtheory.science.flows import affine_gaussian_nll, build_flow
 from flowtheory.science.stabilizers import Stabilizer
 from flowtheory.science.training import (
     ADAM_BETAS,
     ADAM_EPS,
+    POLISH_NOISE_SEED,
     FlatAdam,
     TrainConfig,
     diagnostics,
     evaluate_nll,
+    linear_moments,
     train,
     trend,
 )
@@ -418,6 +420,44 @@ def test_polish_reaches_the_linear_closed_form(kind):
     cov = torch.cov(xt.T, correction=0)
     target = torch.linalg.inv(cov + lam * torch.eye(2, dtype=torch.float64))
     assert _rel_frob(W.T @ W, target) < (1e-6 if kind != "noise" else 0.02)
+
+
+@pytest.mark.parametrize(
+    "kind, estimator, logdet",
+    [
+        ("none", "auto", "slogdet"),
+        ("weight", "auto", "slogdet"),
+        ("jacobian", "exact", "slogdet"),
+        ("jacobian", "hutchinson", "slogdet"),
+        ("noise", "auto", "slogdet"),
+        ("weight", "auto", "chol"),
+    ],
+)
+def test_the_linear_polish_objective_from_moments_is_the_direct_one(kind, estimator, logdet):
+    """The polish of a linear flow evaluates its penalized objective from the points' mean and
+    covariance (with the penalty, the Hutchinson probes' included, folded in): in float64 the value
+    and the gradient equal those of the per-sample objective, to round-off."""
+    g = torch.Generator().manual_seed(3)
+    d, n = 5, 400
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.randn(d, d, generator=g, dtype=torch.float64)
+    flow = build_flow({"kind": "linear", "logdet": logdet}, d, seed=0)
+    layer = flow.layers[0]
+    with torch.no_grad():
+        layer.W.copy_(torch.eye(d, dtype=torch.float64) + 0.3 * torch.randn(d, d, generator=g, dtype=torch.float64))
+        layer.b.copy_(torch.randn(d, generator=g, dtype=torch.float64))
+    stab = Stabilizer(kind, kind, 0.0 if kind == "none" else 0.2, estimator=estimator, probes=2)
+
+    def grads(value):
+        gw, gb = torch.autograd.grad(value, [layer.W, layer.b])
+        return value.detach(), gw, gb
+
+    nll, pen = stab.nll_and_penalty(flow, x, torch.Generator().manual_seed(POLISH_NOISE_SEED))
+    direct = grads(nll + pen if stab.penalized else nll)
+    mean, cov = linear_moments(flow, stab, x, POLISH_NOISE_SEED)
+    moments = grads(affine_gaussian_nll(layer.W, layer.b, mean, cov, logdet))
+    for a, b in zip(direct, moments, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-11, atol=1e-12)
+    assert linear_moments(build_flow({"kind": "mlp"}, d, seed=0), stab, x, POLISH_NOISE_SEED) is None
 
 
 def test_unfinished_training_is_not_converged():

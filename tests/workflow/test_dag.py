@@ -29,6 +29,7 @@ REQUIRED_CLAIMS = {
     "normal_std_shrinkage",
     "intrinsic_dimension_manifolds",
     "intrinsic_dimension_sweep",
+    "intrinsic_dimension_sweep_noise",
     "mnist_unregularized_illposed",
     "mnist_spectrum_decay",
     "mnist_components_local",

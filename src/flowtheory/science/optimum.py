@@ -37,6 +37,7 @@ from torch import Tensor
 from flowtheory.datasets import manifolds
 from flowtheory.datasets.build import GENERATORS
 from flowtheory.datasets.toys import gaussian as gaussian_sample
+from flowtheory.science.flows import affine_gaussian_nll
 
 __all__ = [
     "KL_GAUSSIAN",
@@ -131,9 +132,7 @@ def linear_objective(W: Tensor, b: Tensor, x_train: Tensor, lam: float) -> Tenso
     mu = x.mean(0)
     xc = x - mu
     C = xc.T @ xc / len(x) + lam * torch.eye(x.shape[1], dtype=W.dtype)
-    r = W @ (mu - b)
-    d = x.shape[1]
-    return 0.5 * torch.trace(W @ C @ W.T) + 0.5 * r @ r - torch.linalg.slogdet(W)[1] + 0.5 * d * math.log(2 * math.pi)
+    return affine_gaussian_nll(W, b, mu, C)
 
 
 def linear_optimum(x_train: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from flowtheory.science.flows import Flow, gaussian_nll
 
-__all__ = ["EXACT_MAX_D", "KINDS", "Stabilizer", "hutchinson_sq_frobenius"]
+__all__ = ["EXACT_MAX_D", "KINDS", "Stabilizer", "hutchinson_probes", "hutchinson_sq_frobenius"]
 
 KINDS = ("none", "weight", "jacobian", "noise")
 #: up to this dimension the Jacobian penalty uses the exact per-sample Jacobian; above, Hutchinson
@@ -120,10 +120,16 @@ def hutchinson_sq_frobenius(
     """
     total = x.new_zeros(x.shape[0])
     y = ladj = None
-    for _ in range(probes):
-        v = torch.randint(0, 2, x.shape, generator=g, device=x.device).to(x.dtype) * 2 - 1
+    for v in hutchinson_probes(x, g, probes):
         yk, lk, jv = flow.jvp(x, v)
         if y is None:
             y, ladj = yk, lk
         total = total + jv.pow(2).sum(-1)
     return y, ladj, total / probes
+
+
+def hutchinson_probes(x: Tensor, g: torch.Generator, probes: int = 1):
+    """The Rademacher probe vectors of :func:`hutchinson_sq_frobenius`, one per sample and probe, in
+    the order it draws them from ``g``: ``probes`` tensors of the shape of ``x``."""
+    for _ in range(probes):
+        yield torch.randint(0, 2, x.shape, generator=g, device=x.device).to(x.dtype) * 2 - 1

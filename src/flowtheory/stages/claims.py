@@ -502,7 +502,12 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
       at least one normal direction on the law); a run that became non-finite has reached the
       unbounded likelihood too;
     * FAIL: the run converged (its status: the objective stopped improving) off the law, i.e. to a
-      finite optimum, which the theory says does not exist for a flow that can follow the data;
+      finite optimum, which the theory says does not exist for a flow that can follow the data; a
+      converged status counts only when the training NLL's least-squares trend over the last quarter
+      of training (``nll_slope``) also gained less than the criterion's ``conv_tol`` per
+      ``conv_window`` epochs (:func:`_still_falling`): the status's best-to-best test on the
+      validation objective is defeated by that objective's noise in a run whose likelihood is
+      unbounded, and such a run still falling is NOT_FAR_ENOUGH;
     * NOT_AT_OPTIMUM (capacity): the same, for a run whose flow does not follow the manifold (its own
       tangent angle to the analytic oracle, ``tangent_angle_true_deg_median`` of the analysis stage,
       above ``capacity_angle``): its family cannot reach the unbounded likelihood, which says
@@ -537,6 +542,12 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
             states[r], notes[r] = NOT_FAR_ENOUGH, f"too short to measure the law: {fit['not_measured']}"
         elif "not_measured" in fit:
             states[r], notes[r] = NOT_RUN, fit["not_measured"]
+        elif conv == CONVERGED and (fall := _still_falling(m)) is not None:
+            states[r] = NOT_FAR_ENOUGH
+            notes[r] = (
+                f"NLL still falls ({_fmt(fall)} nats per {_fmt(_num(m.get('conv_window')))} epochs over the last "
+                "quarter) though the last window's best did not improve: not stalled"
+            )
         elif conv == CONVERGED:
             angle = _num((ctx.get("analysis") or {}).get(r, {}).get("tangent_angle_true_deg_median"))
             detail[r]["tangent_angle_true_deg_median"] = angle
@@ -558,6 +569,19 @@ def check_illposed(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outc
     run_passed = {r: (None if s == NOT_RUN else s == PASS) for r, s in states.items()}
     detail = {"runs": detail, "normal_directions": normal}
     return Outcome(meas, run_passed, detail, states=states, notes=notes, capacity=capacity)
+
+
+def _still_falling(m: dict) -> float | None:
+    """How far an unregularized run's training NLL still falls per convergence window (its
+    least-squares trend over the last quarter of training, ``nll_slope``, times ``conv_window``)
+    when that exceeds the criterion's own tolerance ``conv_tol``: the objective has not stopped
+    improving, whatever the window's best-to-best test said; None when it has, or when the summary
+    lacks the numbers (the status alone then decides)."""
+    slope, window, tol = _num(m.get("nll_slope")), _num(m.get("conv_window")), _num(m.get("conv_tol"))
+    if not all(math.isfinite(v) for v in (slope, window, tol)):
+        return None
+    fall = -slope * window
+    return fall if fall > tol else None
 
 
 @dataclass(frozen=True)
