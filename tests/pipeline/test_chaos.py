@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,8 @@ from flowtheory.pipeline.chaos import (
     summary_digests,
 )
 from flowtheory.pipeline.config import load
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_experiments_digest_moves_with_its_own_settings_and_the_global_ones_only():
@@ -139,7 +142,8 @@ def test_a_partial_merge_speaks_for_the_whole_config_only_when_every_experiment_
         merge_measurement(old, new, ["gone"])
 
 
-def test_a_partial_replica_starts_from_the_other_experiments_results(tmp_path):
+def test_a_partial_replica_starts_from_the_other_experiments_results(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))  # bench/ sits beside the package, not in it
     from bench.chaos import copy_results
 
     root, dst = tmp_path / "root", tmp_path / "replica"
