@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from flowtheory.pipeline.chaos import load_chaos, merge_measurement
-from flowtheory.pipeline.paths import RUN_DIR
+from flowtheory.pipeline.paths import ANALYSIS_DIR, COMPONENTS_DIR, RUN_DIR
 from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
 from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
 
@@ -64,8 +64,8 @@ RESULTS = (
     "metrics",
     "plots",
 )
-#: the per-experiment stage directories (``flowtheory.pipeline.paths``): not copied for a retrained experiment
-EXPERIMENT_DIRS = ("results/runs", "results/analysis", "results/components")
+#: the per-experiment stage directories: not copied for a retrained experiment
+EXPERIMENT_DIRS = (RUN_DIR, ANALYSIS_DIR, COMPONENTS_DIR)
 
 
 def copy_project(root: Path, dst: Path) -> None:
@@ -84,7 +84,7 @@ def copy_results(root: Path, dst: Path, retrained: list[str]) -> None:
     """The pipeline's results under ``root`` (:data:`RESULTS` and the claims) into ``dst``, with
     their modification times, less the stage directories of the ``retrained`` experiments: a
     pipeline run in ``dst`` with mtime triggers then retrains those and rebuilds what depends on them."""
-    skip = {f"{d}/{e}" for d in EXPERIMENT_DIRS for e in retrained}
+    skip = {d.format(experiment=e) for d in EXPERIMENT_DIRS for e in retrained}
     for top in RESULTS:
         src = root / top
         if not src.is_dir():

@@ -123,6 +123,26 @@ def pending_jobs(project: Path, *args: str) -> dict[str, int]:
     return parse_job_counts(proc.stdout)
 
 
+#: what a SLURM cluster on this machine needs (tools/slurm/cluster.sh; tests/e2e/test_slurm.py)
+SLURM_BINARIES = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel")
+
+
+def which(name: str) -> str | None:
+    """``shutil.which`` that also looks in /usr/sbin and /sbin (the daemons live there)."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
+def slurm_test_runs(items) -> bool:
+    """Whether the SLURM test is among the collected ``items`` and will run rather than skip: a
+    second run of config/ci.yaml from scratch, compared byte for byte with the session's local one
+    (``FLOWTHEORY_REQUIRE_SLURM=1``, as in ``.ci/run``, or root with the binaries installed)."""
+    if not any(item.name.startswith("test_ci_config_runs_on_slurm") for item in items):
+        return False
+    if os.environ.get("FLOWTHEORY_REQUIRE_SLURM") == "1":
+        return True
+    return os.geteuid() == 0 and all(which(b) for b in SLURM_BINARIES)
+
+
 OUTPUT_DIRS = ("results", "metrics", "plots")
 
 

@@ -22,11 +22,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_project import BIN, ROOT, dry_run_jobs, env_for, make_project, output_hashes, unloadable_outputs
+from pipeline_project import (
+    BIN,
+    ROOT,
+    SLURM_BINARIES,
+    dry_run_jobs,
+    env_for,
+    make_project,
+    output_hashes,
+    unloadable_outputs,
+    which,
+)
 
 CLUSTER = ROOT / "tools" / "slurm" / "cluster.sh"
 PARTITION = "debug"  # the partition cluster.sh creates (FLOWTHEORY_SLURM_PARTITION)
-BINARIES = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel")
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 #: rules Snakemake runs itself, on the submit host (Snakefile's `localrules`)
 LOCAL_RULES = {"all", "stage_data", "stage_train", "stage_analysis", "stage_components", "stage_figures"}
@@ -40,10 +49,6 @@ def _unavailable(reason: str):
     if os.environ.get("FLOWTHEORY_REQUIRE_SLURM") == "1":
         pytest.fail(f"{reason} (FLOWTHEORY_REQUIRE_SLURM=1 makes this a failure)")
     pytest.skip(reason)
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 
 
 def _cluster(command: str, folder: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -71,11 +76,11 @@ def slurm_installed():
     made for nothing) where that cannot be done."""
     if os.geteuid() != 0:
         _unavailable("a SLURM cluster on this machine needs root (slurmd, slurmctld; munged as munge)")
-    if not all(_which(b) for b in BINARIES):
+    if not all(which(b) for b in SLURM_BINARIES):
         if not shutil.which("apt-get"):
             _unavailable("slurm-wlm/munge are not installed and there is no apt-get to install them")
         proc = _cluster("install", "/nonexistent", timeout=900)
-        if proc.returncode != 0 or not all(_which(b) for b in BINARIES):
+        if proc.returncode != 0 or not all(which(b) for b in SLURM_BINARIES):
             _unavailable(f"cannot install slurm-wlm and munge: {(proc.stdout + proc.stderr)[-1500:]}")
 
 

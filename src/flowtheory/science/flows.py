@@ -47,6 +47,7 @@ __all__ = [
     "linear",
     "log_abs_det",
     "log_abs_det_each",
+    "moments",
     "permute",
 ]
 
@@ -128,6 +129,14 @@ def affine_gaussian_nll(W: Tensor, b: Tensor, mean: Tensor, cov: Tensor, mode: s
     r = W @ (mean - b)
     d = W.shape[-1]
     return 0.5 * ((W @ cov) * W).sum() + 0.5 * r @ r - log_abs_det_each(W, mode) + 0.5 * d * math.log(2 * math.pi)
+
+
+def moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The mean and the covariance, normalized by 1/n (the maximum-likelihood normalization), of the
+    points ``x`` (n, d): the data's part of :func:`affine_gaussian_nll`."""
+    mean = x.mean(0)
+    xc = x - mean
+    return mean, xc.T @ xc / len(x)
 
 
 def log_abs_det_each(W: Tensor, mode: str = "slogdet") -> Tensor:
@@ -517,6 +526,13 @@ class Flow(nn.Module):
         total = sum(per_sample[1:], per_sample[0])
         return total if const is None else total + const
 
+    def single_affine(self) -> Affine | None:
+        """The layer of a linear flow (one affine layer; in an ensemble its W is stacked), else None."""
+        layers = list(self.layers)
+        if len(layers) == 1 and isinstance(layers[0], Affine):
+            return layers[0]
+        return None
+
     def fused_kind(self) -> str | None:
         """The element-wise kind when the layers are ``Affine, act, Affine, ..., act, Affine`` with one
         sinh/asinh kind and exact log-dets (an MLP flow without batch norm, logit or PReLU), or
@@ -526,7 +542,8 @@ class Flow(nn.Module):
         the reference implementations in the tests) the layers run one by one, so such references
         stay independent of the hand-written backward. None when the pattern differs."""
         layers = list(self.layers)
-        if len(layers) == 1 and isinstance(layers[0], Affine) and layers[0].logdet == "slogdet":
+        single = self.single_affine()
+        if single is not None and single.logdet == "slogdet":
             return "linear"  # one affine layer: the pass has no element-wise layer
         if len(layers) < 3 or len(layers) % 2 == 0:
             return None

@@ -32,12 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from flowtheory.datasets import manifolds
 from flowtheory.datasets.build import GENERATORS
 from flowtheory.datasets.toys import gaussian as gaussian_sample
-from flowtheory.science.flows import affine_gaussian_nll
 
 __all__ = [
     "KL_GAUSSIAN",
@@ -55,7 +53,6 @@ __all__ = [
     "kl_gap",
     "kl_target",
     "linear_gap",
-    "linear_objective",
     "linear_optimum",
     "log_density",
     "sample_target",
@@ -123,16 +120,6 @@ def _mean_cov(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mu = x.mean(0)
     xc = x - mu
     return mu, xc.T @ xc / len(x)  # 1/n: the maximum-likelihood normalisation of the objective
-
-
-def linear_objective(W: Tensor, b: Tensor, x_train: Tensor, lam: float) -> Tensor:
-    r"""F(W, b): the expected penalized objective of the linear flow (module docstring), from the
-    training points' moments; differentiable in W and b (torch, the dtype of W)."""
-    x = torch.as_tensor(x_train, dtype=W.dtype)
-    mu = x.mean(0)
-    xc = x - mu
-    C = xc.T @ xc / len(x) + lam * torch.eye(x.shape[1], dtype=W.dtype)
-    return affine_gaussian_nll(W, b, mu, C)
 
 
 def linear_optimum(x_train: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:

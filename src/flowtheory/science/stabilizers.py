@@ -90,6 +90,21 @@ class Stabilizer:
         """Whether the loss has a penalty term (weight and Jacobian; noise acts on the data)."""
         return self.kind in ("weight", "jacobian")
 
+    def linear_penalty(self, x: Tensor, g: torch.Generator) -> Tensor | None:
+        r"""For a linear flow y = W(x − b), the matrix P with which :meth:`nll_and_penalty`'s penalty on
+        the points ``x`` is :math:`\tfrac12 \operatorname{tr}(W P W^\top)`, to be added to their
+        covariance (:func:`~flowtheory.science.flows.affine_gaussian_nll`): λI for the weight penalty
+        and the exact Jacobian penalty (J_f = W); for the Hutchinson estimate, λ times the mean outer
+        product of the probes that :meth:`nll_and_penalty` would draw from ``g``. None without a
+        penalty (noise injection acts on the points themselves)."""
+        d = x.shape[-1]
+        if self.kind == "weight" or (self.kind == "jacobian" and self.exact_jacobian(d)):
+            return self.lam * torch.eye(d, dtype=x.dtype, device=x.device)
+        if self.kind == "jacobian":
+            V = sum(v.T @ v for v in hutchinson_probes(x, g, self.probes)) / (len(x) * self.probes)
+            return self.lam * V
+        return None
+
     def exact_jacobian(self, d: int) -> bool:
         """Whether the Jacobian penalty uses the exact per-sample Jacobian at dimension ``d``."""
         return self.estimator == "exact" or (self.estimator == "auto" and d <= EXACT_MAX_D)

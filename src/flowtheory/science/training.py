@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowtheory.science.flows import Affine, Flow, affine_gaussian_nll, gaussian_nll
-from flowtheory.science.stabilizers import Stabilizer, hutchinson_probes
+from flowtheory.science.flows import Flow, affine_gaussian_nll, gaussian_nll, moments
+from flowtheory.science.stabilizers import Stabilizer
 
 __all__ = [
     "FlatAdam",
@@ -696,24 +696,17 @@ def polish_lbfgs(
 def linear_moments(flow: Flow, stab: Stabilizer, x: Tensor, seed: int) -> tuple[Tensor, Tensor] | None:
     """For a linear flow (one affine layer), the mean and the covariance (1/n) that give its
     penalized objective on the points ``x`` through :func:`~flowtheory.science.flows.affine_gaussian_nll`,
-    the penalty folded into the covariance (docs/theory.md §2.2, §2.5): the weight penalty and the
-    exact Jacobian penalty, α‖W‖²_F, add λI (λ = 2α); the Hutchinson estimate of the Jacobian
-    penalty with the probes that ``stab.nll_and_penalty`` draws from a generator seeded with ``seed``
-    adds λ V, V the mean of the probes' outer products; noise injection acts on ``x`` itself. None
-    for any other flow. The polish evaluates its objective this way, O(d³) per evaluation instead
-    of O(n d²) (docs/measurements.md#convergence)."""
-    if len(flow.layers) != 1 or not isinstance(flow.layers[0], Affine) or flow.layers[0].W.ndim != 2:
+    the penalty folded into the covariance (docs/theory.md §2.2, §2.5) by
+    :meth:`~flowtheory.science.stabilizers.Stabilizer.linear_penalty`, the Hutchinson probes drawn
+    from a generator seeded with ``seed``; noise injection acts on ``x`` itself. None for any other
+    flow. The polish evaluates its objective this way, O(d³) per evaluation instead of O(n d²)
+    (docs/measurements.md#convergence)."""
+    layer = flow.single_affine()
+    if layer is None or layer.W.ndim != 2:  # not a linear flow, or an ensemble's stack
         return None
-    mean = x.mean(0)
-    xc = x - mean
-    cov = xc.T @ xc / len(x)
-    if stab.kind == "weight" or (stab.kind == "jacobian" and stab.exact_jacobian(flow.d)):
-        cov = cov + stab.lam * torch.eye(flow.d, dtype=x.dtype, device=x.device)
-    elif stab.kind == "jacobian":
-        g = torch.Generator(device=x.device).manual_seed(seed)
-        V = sum(v.T @ v for v in hutchinson_probes(x, g, stab.probes)) / (len(x) * stab.probes)
-        cov = cov + stab.lam * V
-    return mean, cov
+    mean, cov = moments(x)
+    penalty = stab.linear_penalty(x, torch.Generator(device=x.device).manual_seed(seed))
+    return mean, cov if penalty is None else cov + penalty
 
 
 @torch.no_grad()

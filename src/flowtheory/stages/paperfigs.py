@@ -669,6 +669,10 @@ def _sweep_slopes(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "kind", "lam", "family", "seed", "rank", "slope"])
 
 
+#: a legend under the axes' label, for panels whose points may lie anywhere inside
+LEGEND_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.14), "ncol": 2}
+
+
 def shrinkage(runs: pd.DataFrame, pm: dict):
     """Claim 4 on nonlinear flows: (a) each run's normal-direction local std against the first-order
     prediction √(σ² + λ) (Eq. (15)); (b) in every λ sweep, each component's slope of log std against
@@ -716,7 +720,7 @@ def shrinkage(runs: pd.DataFrame, pm: dict):
             else []
         )
         a.set(xscale="log", yscale="log", xlim=lim, ylim=lim, aspect="equal")
-        fs.legend(a, extra, loc="upper left")
+        fs.legend(a, extra, **LEGEND_BELOW)
     else:
         _nothing(a, "no Jacobian-penalty or noise run on a manifold with analytic tangent spaces")
     a.set(
@@ -738,7 +742,7 @@ def shrinkage(runs: pd.DataFrame, pm: dict):
         ranks = sorted(sl["rank"].unique())
         b.set_xticks(ranks, [f"{r:+d}" if r else "0" for r in ranks])
         b.set(ylim=lim)
-        fs.legend(b, loc="upper left")
+        fs.legend(b, **LEGEND_BELOW)
     else:
         _nothing(b, "no λ sweep with 3 or more strengths of one kind")
     b.set(
