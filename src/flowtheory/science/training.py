@@ -616,12 +616,12 @@ def polish_lbfgs(
     else:
         x_fit = x_train
     flow.train()
-    moments = linear_moments(flow, stab, x_fit, POLISH_NOISE_SEED)
+    fit_moments = linear_moments(flow, stab, x_fit, POLISH_NOISE_SEED)  # computed once per polish
+    layer = flow.single_affine()
 
     def objective() -> Tensor:
-        if moments is not None:  # the linear flow: the same objective from the data's moments
-            layer = flow.layers[0]
-            return affine_gaussian_nll(layer.W, layer.b, *moments, layer.logdet)
+        if fit_moments is not None:  # the linear flow: the same objective from the data's moments
+            return affine_gaussian_nll(layer.W, layer.b, *fit_moments, layer.logdet)
         nll, pen = stab.nll_and_penalty(
             flow, x_fit, torch.Generator(device=x_train.device).manual_seed(POLISH_NOISE_SEED)
         )
