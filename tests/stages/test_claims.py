@@ -601,10 +601,33 @@ def test_illposed_claims_read_the_history_from_the_summaries():
     r = _record(evaluate(_paper_map(ILLPOSED), s, TABLE), "illposed")
     assert list(r["experiments"]) == ["a"] and r["verdict"] == "PASS"
     assert r["experiments"]["a"]["noise"] == pytest.approx(r["experiments"]["a"]["measurements"][0]["noise"])
-    s["train_history"]["a"]["none"]["seed1"] = _history(-0.3)
+    s["train_history"]["a"]["none"] = {"seed0": _history(-0.4), "seed1": _history(-0.3)}
     r = _record(evaluate(_paper_map(ILLPOSED), s, TABLE), "illposed")
     assert r["verdict"] == "NOT_AT_OPTIMUM" and r["experiments"]["a"]["verdict"] == "NOT_FAR_ENOUGH"
     assert r["not_at_optimum"] == ["a"]
+
+
+def test_an_ungated_verdict_is_judged_on_the_runs_whose_state_is_decided():
+    """As a gated verdict is judged on the runs at the optimum: seed 0 is on the law, seed 1 has not
+    gone far enough. The experiment passes on seed 0 alone, its number is seed 0's and the cause
+    names seed 1; a run that fails still outweighs every other."""
+    s = _summaries()
+    s["train_summary"]["a"]["none"] = {"seed0": _train(status="not_converged"), "seed1": _train(status="not_converged")}
+    s["train_history"] = {"a": {"none": {"seed0": _history(-1.0), "seed1": _history(-0.3)}}}
+    a = _record(evaluate(_paper_map(ILLPOSED), s, TABLE), "illposed")["experiments"]["a"]
+    assert a["verdict"] == "PASS" and a["measured"] < 0.01 and a["prediction_holds"] is False
+    assert "judged on the 1 of 2 runs whose state is decided" in a["cause"] and "none/seed1" in a["cause"]
+    assert "seed1" not in str(a["measurements"][0]["runs"])
+    s["train_summary"]["a"]["none"]["seed1"] = _train()  # converged off the law: a finite optimum
+    a = _record(evaluate(_paper_map(ILLPOSED), s, TABLE), "illposed")["experiments"]["a"]
+    assert a["verdict"] == "FAIL" and "none/seed1" in a["cause"]
+    # stability: one strength converged below its bound, another still converging
+    runs = {"j/seed0": _train(lam=0.01, smax_last=8.0), "k/seed0": _train(status="not_converged", lam=0.01)}
+    o = _outcome("stable", runs, {"bound_factor": 3.0}, 1.0)
+    verdict, cause = claims._state_verdict(o)
+    assert verdict == "PASS" and "k/seed0" in cause
+    runs["k/seed0"] = _train(lam=0.01, smax_last=31.0)
+    assert claims._state_verdict(_outcome("stable", runs, {"bound_factor": 3.0}, 1.0))[0] == "FAIL"
 
 
 def test_load_history_reads_the_tidy_csv(tmp_path):
