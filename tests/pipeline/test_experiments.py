@@ -150,6 +150,7 @@ PAPER_SCOPE = {
         "swissroll_nsf": ["none"],
         "circle_nsf_none": ["none"],
         "sphere_nsf_none": ["none"],
+        "sphere_realnvp_none": ["none"],
     },
     "regularized_stable_weight": {
         "line_linear": ["weight_1e-1"],
