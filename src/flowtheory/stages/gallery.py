@@ -109,6 +109,10 @@ def _verdicts(ax, records: list[dict], experiment: str, pm: dict) -> None:
         margin = f", margin {m:+.0%}" if math.isfinite(m) and abs(m) < 10 else ""
         metric = res.get("metric") or r.get("metric") or "measured"
         label = _VERDICT_LABELS.get(cat, str(res.get("verdict", "?")))
+        if res.get("fragile"):  # a round-off perturbation flipped it (results/chaos.json): as in claims.md
+            ax.text(
+                0.0, y - step * 0.45, "(fragile)", color=colour, fontsize=size - 1, transform=ax.transAxes, va="top"
+            )
         ax.text(
             0.0,
             y,
