@@ -830,9 +830,10 @@ def _decided_runs(outcome: Outcome) -> list[str]:
 def _state_verdict(outcome: Outcome) -> tuple[str, str | None]:
     """The verdict of a check that judges convergence itself, from its runs' states, on the same
     terms as :func:`_gated_verdict`: judged on the runs whose state is decided
-    (:func:`_decided_runs`): FAIL if one of them fails; NOT RUN if a run lacks its numbers; PASS if
-    every decided run passes (the undecided ones, not converged or not yet on the law, are named in
-    the cause and count neither way); with no decided run, the undecided state."""
+    (:func:`_decided_runs`): FAIL if one of them fails; PASS if every decided run passes (the
+    undecided ones, not converged or not yet on the law, are named in the cause and count neither
+    way); with no decided run, or a run that lacks its numbers, the first state of NOT_FAR_ENOUGH,
+    NOT_AT_OPTIMUM and NOT RUN that a run has."""
     states = outcome.states or {}
 
     def of(verdict: str) -> dict[str, str]:
