@@ -822,9 +822,14 @@ def _causes(causes: dict[str, str]) -> str:
     return "; ".join(f"{c}: {', '.join(rs)}" for c, rs in by.items())
 
 
+def _runs_in(outcome: Outcome, states: tuple[str, ...]) -> dict[str, str]:
+    """``{run: note}`` of the runs of an ungated check whose own state is one of ``states``."""
+    return {r: outcome.notes.get(r, s) for r, s in (outcome.states or {}).items() if s in states}
+
+
 def _decided_runs(outcome: Outcome) -> list[str]:
     """The runs an ungated verdict is judged on: those whose own state is decided (PASS or FAIL)."""
-    return [r for r, s in (outcome.states or {}).items() if s in (PASS, FAIL)]
+    return list(_runs_in(outcome, (PASS, FAIL)))
 
 
 def _state_verdict(outcome: Outcome) -> tuple[str, str | None]:
@@ -834,24 +839,16 @@ def _state_verdict(outcome: Outcome) -> tuple[str, str | None]:
     undecided ones, not converged or not yet on the law, are named in the cause and count neither
     way); with no decided run, or a run that lacks its numbers, the first state of NOT_FAR_ENOUGH,
     NOT_AT_OPTIMUM and NOT RUN that a run has."""
-    states = outcome.states or {}
-
-    def of(verdict: str) -> dict[str, str]:
-        return {r: outcome.notes.get(r, verdict) for r, s in states.items() if s == verdict}
-
-    if fails := of(FAIL):
+    if fails := _runs_in(outcome, (FAIL,)):
         return FAIL, _causes(fails)
     judged = _decided_runs(outcome)
-    if not judged or of(NOT_RUN):
+    if not judged or _runs_in(outcome, (NOT_RUN,)):
         for verdict in (NOT_FAR_ENOUGH, NOT_AT_OPTIMUM, NOT_RUN):
-            if runs := of(verdict):
+            if runs := _runs_in(outcome, (verdict,)):
                 return verdict, _causes(runs)
-    undecided = {r: outcome.notes.get(r, s) for r, s in states.items() if s in UNDECIDED}
-    if undecided:
-        return (
-            PASS,
-            f"judged on the {len(judged)} of {len(states)} runs whose state is decided; not: {_causes(undecided)}",
-        )
+    if undecided := _runs_in(outcome, UNDECIDED):
+        n = len(outcome.states or {})
+        return PASS, f"judged on the {len(judged)} of {n} runs whose state is decided; not: {_causes(undecided)}"
     return PASS, None
 
 
@@ -918,7 +915,7 @@ def _evaluate_experiment(entry, check, exp, stabs, props, summaries) -> dict:
         verdict, cause = _state_verdict(outcome)
     optimum_state = _optimum_state(optimum)
     if not check.gated:
-        undecided = [r for r, st in (outcome.states or {}).items() if st in UNDECIDED]
+        undecided = _runs_in(outcome, UNDECIDED)
         if undecided and all(r in outcome.capacity for r in undecided):
             optimum_state = "capacity"
         elif not undecided:
