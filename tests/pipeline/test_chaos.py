@@ -117,6 +117,10 @@ def test_a_partial_measurement_replaces_only_its_experiments_and_adds_its_flips(
     assert fragile_verdicts(merged) == {("c1", "b"), ("c1", None), ("c2", "new")}
     claim_level = next(f for f in merged["fragile"] if f["experiment"] is None)
     assert claim_level["flipped_by"] == ["P=2", "P=up"]
+    # each replica's own value survives the merge where the records carry them
+    old["fragile"][1]["replicas"], new["fragile"][1]["replicas"] = {"P=up": "FAIL"}, {"P=2": "NOT_AT_OPTIMUM"}
+    claim_level = next(f for f in merge_measurement(old, new, ["new"])["fragile"] if f["experiment"] is None)
+    assert claim_level["replicas"] == {"P=up": "FAIL", "P=2": "NOT_AT_OPTIMUM"}
     assert merged["other"]["spread"] == {"x": 0.5, "y": None, "z": 0.3} and merged["other"]["changed"] == ["x", "z"]
     # every experiment of the new config is measured on its settings and results: it speaks for the whole
     assert merged["config_digest"] == "sha256:new-config" and merged["measured_on"] == new["measured_on"]

@@ -354,6 +354,26 @@ def test_the_chaos_measurement_classifies_experiments_and_runs_and_names_fragile
     assert fragile_verdicts(None) == set()
 
 
+def test_each_replica_that_flips_a_verdict_keeps_its_own_value(tmp_path):
+    """Two replicas flip the same verdict, one to FAIL and one to NOT_AT_OPTIMUM: the record names
+    both values, not only the first replica's (a claim-level FAIL must be traceable to the
+    experiment that failed in that replica)."""
+    from flowtheory.pipeline.verify import measure_chaos
+
+    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
+    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
+    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
+    _results(two, train, claims, history)
+    replicas = {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+    doc = measure_chaos(repo, replicas, [CHAOS_CONFIG], head={"config": "x"})
+    flip = next(f for f in doc["fragile"] if f["where"] == "unregularized_diverges.experiments.roll_nvp.verdict")
+    assert flip["original"] == "PASS" and flip["replica"] == "FAIL"
+    assert flip["flipped_by"] == ["FLOWTHEORY_PERTURB_INIT=up", "FLOWTHEORY_PERTURB_INIT=2"]
+    assert flip["replicas"] == {"FLOWTHEORY_PERTURB_INIT=up": "FAIL", "FLOWTHEORY_PERTURB_INIT=2": "NOT_AT_OPTIMUM"}
+
+
 def _rerun(repo: Path, edit=None, history=None, edit_claims=None) -> None:
     """The working tree of ``repo`` becomes a rerun: the replica's kind of changes (another
     trajectory of the RealNVP run), then ``edit`` on metrics/train.json, ``edit_claims`` on the claims."""

@@ -169,6 +169,8 @@ def merge_measurement(old: dict, new: dict, experiments: list[str]) -> dict:
         key = (f["file"], f["where"])
         if key in fragile:
             fragile[key]["flipped_by"] = sorted(set(fragile[key]["flipped_by"]) | set(f["flipped_by"]))
+            if "replicas" in f or "replicas" in fragile[key]:
+                fragile[key]["replicas"] = {**fragile[key].get("replicas", {}), **f.get("replicas", {})}
         else:
             fragile[key] = dict(f)
     chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]

@@ -65,7 +65,9 @@ changed, and the verdicts a replica flipped (*fragile*; :func:`fragile_verdicts`
                             "runs": {"experiment/stabilizer/seedN": {"class": ..., "largest": [rel, key]}}}},
      "other": {the same, for values that name no experiment (a claim's overall measured value)},
      "fragile": [{"claim", "experiment" (null: the claim's overall verdict), "file", "where",
-                  "original", "replica", "flipped_by": [perturbations]}]}
+                  "original", "replica" (the first replica's value), "flipped_by": [perturbations],
+                  "replicas": {perturbation: its value} (each flipping replica's own: they may differ;
+                  absent in files written before 2026-12-05)}]}
 
 (example: ``tests/configs/chaos_realnvp.chaos.json``). With that file (read at REV, else in the
 working tree; ``--chaos FILE`` names another, ``--no-chaos`` ignores it; measured on another
@@ -409,8 +411,9 @@ class _Measurement:
         if where.run and self.runs[where.run] is None:
             self.runs[where.run] = (math.inf, where.key)
         known = next((f for f in self.fragile if (f["file"], f["where"]) == (file, label)), None)
-        if known is not None:
+        if known is not None:  # each replica's own value: they need not flip the same way
             known["flipped_by"].append(self.label)
+            known["replicas"][self.label] = new
             return
         self.fragile.append(
             {
@@ -421,6 +424,7 @@ class _Measurement:
                 "original": old,
                 "replica": new,
                 "flipped_by": [self.label],
+                "replicas": {self.label: new},
             }
         )
 
