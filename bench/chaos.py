@@ -23,6 +23,12 @@ verify's tolerance in 5 of 20 trials with one replica, 1 of 30 with two and none
 chaos`` then reruns the claims, which mark its fragile verdicts): verify ignores a file measured on
 another ``metrics/train.json``.
 
+``--add P ...`` runs replicas with more perturbations, of the whole config, and adds them to the
+existing ``results/chaos.json`` of the same committed results
+(:func:`flowtheory.pipeline.chaos.merge_replicas`): the cost of those replicas only, and the same
+document as one measurement of all of them. For when a rerun under other round-off flipped a verdict
+the measured replicas did not (docs/measurements.md#chaos).
+
 ``--experiments E ...`` measures only those experiments (new or retrained ones) and merges the
 result into the existing ``results/chaos.json``
 (:func:`flowtheory.pipeline.chaos.merge_measurement`): each replica starts from a copy of every other
@@ -44,7 +50,7 @@ from pathlib import Path
 
 import yaml
 
-from flowtheory.pipeline.chaos import load_chaos, merge_measurement
+from flowtheory.pipeline.chaos import load_chaos, merge_measurement, merge_replicas
 from flowtheory.pipeline.paths import ANALYSIS_DIR, COMPONENTS_DIR, RUN_DIR
 from flowtheory.pipeline.verify import CHAOS_JSON, COMPARED, measure_chaos
 from flowtheory.stages.train import PERTURB_INIT, perturb_ulps
@@ -176,6 +182,13 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="measure only these experiments (new or retrained) and merge them into the existing file",
     )
+    parser.add_argument(
+        "--add",
+        nargs="+",
+        default=None,
+        metavar="PERTURB",
+        help="run replicas with these perturbations (whole config) and add them to the existing file",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
     parser.add_argument(
@@ -185,7 +198,18 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(args.root).resolve()
     config = yaml.safe_load((root / args.config).read_text())
     old = None
-    if args.experiments:
+    if args.add:
+        if args.experiments or args.perturb:
+            parser.error("--add: not with --experiments or --perturb (it adds whole-config replicas)")
+        old = load_chaos(root / args.out)
+        if old is None:
+            parser.error(f"--add needs an existing measurement to add to: {root / args.out} is absent")
+        known = {perturb_ulps(p.split("=", 1)[1]) for p in old.get("perturbations", [])}
+        again = [p for p in args.add if perturb_ulps(p) in known]  # "up" and "1" are one replica
+        if again:
+            parser.error(f"--add {' '.join(again)}: already measured in {args.out}")
+        args.perturb = args.add
+    elif args.experiments:
         unknown = sorted(set(args.experiments) - set(config["experiments"]))
         if unknown:
             parser.error(f"--experiments: not in {args.config}: {', '.join(unknown)}")
@@ -220,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
                 "config": args.config,
             },
         )
-    if old is not None:
+    if args.add:
+        doc = merge_replicas(old, doc)
+    elif old is not None:
         doc = merge_measurement(old, doc, args.experiments)
     out = root / args.out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -174,3 +174,31 @@ def test_a_partial_replica_starts_from_the_other_experiments_results(tmp_path, m
     )  # fmt: skip
     # with their times, so that Snakemake's mtime triggers rebuild only what the retrained ones touch
     assert all((dst / f).stat().st_mtime == (root / f).stat().st_mtime for f in copied)
+
+
+def test_adding_replicas_refuses_what_it_cannot_add(tmp_path, monkeypatch, capsys):
+    """``bench.chaos --add``: one clear error, before any replica runs, for a perturbation already
+    measured (``up`` and ``1`` are one), a missing measurement, or a mix with a partial measurement."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import bench.chaos
+
+    ran = []
+    monkeypatch.setattr(bench.chaos, "replicate", lambda *a, **k: ran.append(a))
+    root = tmp_path / "root"
+    (root / "config").mkdir(parents=True)
+    (root / "config/config.yaml").write_text("experiments: {a: {}}\n")
+    args = ["--root", str(root), "--out", "chaos.json"]
+    for extra, message in [
+        (["--add", "down"], "needs an existing measurement"),
+        (["--add", "down", "--experiments", "a"], "not with --experiments"),
+    ]:
+        with pytest.raises(SystemExit):
+            bench.chaos.main([*args, *extra])
+        assert message in capsys.readouterr().err
+    (root / "chaos.json").write_text(
+        json.dumps({"format": CHAOS_FORMAT, "perturbations": ["FLOWTHEORY_PERTURB_INIT=up"]})
+    )
+    with pytest.raises(SystemExit):
+        bench.chaos.main([*args, "--add", "1"])
+    assert "--add 1: already measured in chaos.json" in capsys.readouterr().err
+    assert ran == []

@@ -374,6 +374,37 @@ def test_each_replica_that_flips_a_verdict_keeps_its_own_value(tmp_path):
     assert flip["replicas"] == {"FLOWTHEORY_PERTURB_INIT=up": "FAIL", "FLOWTHEORY_PERTURB_INIT=2": "NOT_AT_OPTIMUM"}
 
 
+def test_replicas_added_later_give_the_document_of_one_measurement_of_all(tmp_path):
+    """``bench.chaos --add``: a replica measured on its own and added to an earlier measurement
+    (flowtheory.pipeline.chaos.merge_replicas) gives what one measurement of every replica gives:
+    the oracle is measure_chaos itself, run on all of them at once."""
+    from flowtheory.pipeline.chaos import merge_replicas
+    from flowtheory.pipeline.verify import measure_chaos
+
+    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
+    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
+    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
+    train["roll_nvp"]["plain"]["seed0"]["final_train_nll"] = 5.0  # a larger spread than the first replica's
+    _results(two, train, claims, history)
+    labels = {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+    whole = measure_chaos(repo, labels, [CHAOS_CONFIG], head={"config": "x"})
+    first, added = ({k: v} for k, v in labels.items())
+    parts = [measure_chaos(repo, r, [CHAOS_CONFIG], head={"config": "x"}) for r in (first, added)]
+    merged = merge_replicas(*parts)
+    assert merged.pop("parts")[-1] == {
+        "experiments": sorted(whole["experiments"]),
+        "replicas": "whole config, added",
+        "perturbations": ["FLOWTHEORY_PERTURB_INIT=2"],
+    }
+    assert merged == whole
+    with pytest.raises(ValueError, match="already measured: FLOWTHEORY_PERTURB_INIT=up"):
+        merge_replicas(parts[0], parts[0])
+    with pytest.raises(ValueError, match="measured on other results"):
+        merge_replicas(parts[0], {**parts[1], "measured_on_experiments": {}})
+
+
 def _rerun(repo: Path, edit=None, history=None, edit_claims=None) -> None:
     """The working tree of ``repo`` becomes a rerun: the replica's kind of changes (another
     trajectory of the RealNVP run), then ``edit`` on metrics/train.json, ``edit_claims`` on the claims."""

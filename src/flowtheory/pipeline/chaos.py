@@ -8,6 +8,7 @@ need from a chaos measurement changes no training run."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from flowtheory.pipeline.config import digest
@@ -18,6 +19,7 @@ __all__ = [
     "fragile_verdicts",
     "load_chaos",
     "merge_measurement",
+    "merge_replicas",
     "restrict_to_unchanged",
     "same_settings",
     "summary_digests",
@@ -193,6 +195,73 @@ def merge_measurement(old: dict, new: dict, experiments: list[str]) -> dict:
         "other": _merge_other(old.get("other"), new.get("other")),
         "fragile": [fragile[k] for k in sorted(fragile)],
     }
+
+
+def merge_replicas(old: dict, new: dict) -> dict:
+    """A measurement of the same committed results with more perturbations (``python -m bench.chaos
+    --add``): ``new``'s replicas, run on the whole config, added to ``old``'s. What a single
+    measurement of all the replicas would have written: over replicas a key's spread is the largest,
+    a run or experiment is chaotic when one replica says so, and a verdict is fragile when one
+    replica flipped it (each replica's own value kept). Raises ValueError when the two were not
+    measured on the same results and config, a perturbation is in both, or ``new`` is a partial
+    measurement."""
+    if old.get("format") != CHAOS_FORMAT or new.get("format") != CHAOS_FORMAT:
+        raise ValueError(f"not chaos documents (expected format {CHAOS_FORMAT!r})")
+    for key in ("measured_on", "measured_on_experiments", "config_digest"):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"measured on other results or another config ({key} differs): measure all replicas again")
+    if new.get("parts"):
+        raise ValueError("the added replicas must be a whole-config measurement, not a merged one")
+    both = sorted(set(old.get("perturbations", [])) & set(new.get("perturbations", [])))
+    if both:
+        raise ValueError(f"already measured: {', '.join(both)}")
+    records = {}
+    for e in sorted(set(old.get("experiments", {})) | set(new.get("experiments", {}))):
+        a, b = old.get("experiments", {}).get(e), new.get("experiments", {}).get(e)
+        records[e] = _merge_record(a, b) if a and b else (a or b)
+    fragile = {(f["file"], f["where"]): {**f, "flipped_by": list(f["flipped_by"])} for f in old.get("fragile", [])}
+    for f in new.get("fragile", []):
+        key = (f["file"], f["where"])
+        if key in fragile:
+            known = fragile[key]
+            known["flipped_by"] = known["flipped_by"] + [p for p in f["flipped_by"] if p not in known["flipped_by"]]
+            known["replicas"] = {**known.get("replicas", {}), **f.get("replicas", {})}
+        else:
+            fragile[key] = dict(f)
+    chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]
+    parts = list(old.get("parts") or [{"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}])
+    parts.append(
+        {
+            "experiments": sorted(new.get("experiments", {})),
+            "replicas": "whole config, added",
+            "perturbations": list(new.get("perturbations", [])),
+        }
+    )
+    return {
+        **old,
+        "perturbations": list(old.get("perturbations", [])) + list(new.get("perturbations", [])),
+        "compared": sorted(set(old.get("compared", [])) | set(new.get("compared", []))),
+        "parts": parts,
+        "summary": {"stable": [e for e in records if e not in chaotic], "chaotic": chaotic, "fragile": len(fragile)},
+        "experiments": records,
+        "other": _merge_other(old.get("other"), new.get("other")),
+        "fragile": [fragile[k] for k in sorted(fragile)],
+    }
+
+
+def _merge_record(a: dict, b: dict) -> dict:
+    """Two measurements of one experiment (other replicas): :func:`_merge_other`, and per run
+    chaotic when either is, with the larger of the two largest changes (None: not finite)."""
+    out = _merge_other(a, b)
+    runs = {}
+    for run in sorted(set(a.get("runs", {})) | set(b.get("runs", {}))):
+        ra, rb = a.get("runs", {}).get(run), b.get("runs", {}).get(run)
+        if not ra or not rb or ra.get("class") != "chaotic" or rb.get("class") != "chaotic":
+            runs[run] = next((r for r in (ra, rb) if r and r.get("class") == "chaotic"), ra or rb)
+            continue
+        size = [math.inf if r["largest"][0] is None else r["largest"][0] for r in (ra, rb)]
+        runs[run] = ra if size[0] >= size[1] else rb
+    return {**out, "runs": runs}
 
 
 def _merge_other(a: dict | None, b: dict | None) -> dict | None:
