@@ -14,7 +14,7 @@ reads the file (docs/measurements.md#chaos; the format is documented in
 :mod:`flowtheory.pipeline.verify`).
 
 Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
-[--perturb up down 2] [--cores 2] [--experiments E ...]`` (``make chaos``). Each perturbation is one replica and costs one
+[--perturb up down 2] [--cores 2] [--experiments E ... | --add P ...]`` (``make chaos``). Each perturbation is one replica and costs one
 pipeline run of that config. Three by default because one replica is one sample: a run whose
 trajectories are still separating exponentially moves by amounts that differ by orders of
 magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded

@@ -564,6 +564,47 @@ def test_a_fragile_verdict_is_fragile_in_every_file_and_so_are_the_counts_it_mov
     assert report.reproduced == (not robust)
 
 
+@pytest.mark.parametrize(
+    ("counts", "robust"),
+    [({"PASS": 0, "FAIL": 1}, []), ({"PASS": 0, "FAIL": 2}, ["conclusions.paper_claim_3.counts.FAIL"])],
+    ids=["the-flips-count", "a-count-beyond-them"],
+)
+def test_a_conclusions_counts_move_with_its_claims_flips_in_chaotic_records(tmp_path, counts, robust):
+    """A rerun flips a verdict the measurement never saw flip, in a chaotic record: the paper
+    claim's conclusion, which counts only the verdicts not measured fragile, counts it elsewhere. A
+    count moved by exactly that flip is fragile too; a count moved by more is a change."""
+    from flowtheory.pipeline.verify import measure_chaos
+
+    def sectioned(claims: list, conclusion_counts: dict) -> dict:
+        conclusion = {"id": "paper_claim_3", "claims": ["unregularized_diverges"], "counts": conclusion_counts}
+        return {"conclusions": [conclusion], "claims": claims}
+
+    repo, replica = tmp_path / "repo", tmp_path / "replica"
+    _git(repo if repo.mkdir() is None else repo, "init", "-q")
+    _results(repo, CHAOS_TRAIN, sectioned(CHAOS_CLAIMS, {"PASS": 1, "FAIL": 0}), CHAOS_HISTORY)
+    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    claims[0]["experiments"]["roll_nvp"].update(verdict="PASS", passed=True)  # its numbers move, its verdict not
+    claims[0].update(verdict="PASS", passed=True)
+    _results(replica, train, sectioned(claims, {"PASS": 1, "FAIL": 0}), history)
+    doc = measure_chaos(repo, {"FLOWTHEORY_PERTURB_INIT=up": replica}, [CHAOS_CONFIG], head={"config": "x"})
+    assert doc["fragile"] == []  # the measurement saw no flip
+    _write(repo, "results/chaos.json", doc)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "results and their chaos measurement")
+    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)  # this rerun flips it
+    _results(repo, train, sectioned(claims, counts), history)
+    report = verify(repo)
+    kinds = {(d.file, d.where): d.kind for d in report.fragile}
+    assert kinds[("results/claims.json", "claims.unregularized_diverges.experiments.roll_nvp.verdict")] == (
+        "fragile verdict flipped (chaotic record)"
+    )
+    assert kinds[("results/claims.json", "conclusions.paper_claim_3.counts.PASS")] == (
+        "fragile verdict flipped (a count of its claims' verdicts flipped in chaotic records)"
+    )
+    assert [d.where for d in report.differences] == robust
+    assert report.reproduced == (not robust)
+
+
 def test_a_chaos_file_measured_on_other_results_is_ignored(chaos_repo):
     repo, doc = chaos_repo
     doc["measured_on"]["metrics/train.json"] = "sha256:0"

@@ -1167,12 +1167,24 @@ def verify(
         else:
             compare_csv(old.decode(), new.decode(), path, report, ctx)
     if ctx.chaos is not None:
-        _fragile_overall(report)
+        _fragile_overall(report, _conclusion_members(_json(_read(root / CLAIMS_JSON))))
         _follows_from_fragile_flips(report)
     return report
 
 
-def _fragile_overall(report: Report) -> None:
+def _conclusion_members(claims_doc) -> dict[str, list[str]]:
+    """Per paper-claim conclusion of a sectioned ``results/claims.json``, the claim ids it counts
+    (its ``claims``); empty for any other document."""
+    if not isinstance(claims_doc, dict):
+        return {}
+    return {
+        str(c["id"]): [str(x) for x in c.get("claims") or []]
+        for c in claims_doc.get("conclusions") or []
+        if isinstance(c, dict) and "id" in c
+    }
+
+
+def _fragile_overall(report: Report, members: dict[str, list[str]] | None = None) -> None:
     """What follows from fragile flips alone is fragile too:
 
     - the same claim x experiment verdict in another file (``metrics/claims.json`` repeats
@@ -1181,7 +1193,12 @@ def _fragile_overall(report: Report) -> None:
       verdict of the claim flipped and every one that did is fragile;
     - a claim's verdict counts (``...<claim>.counts.<VERDICT>``), when every per-experiment flip of
       the claim is fragile and the count moved by exactly their net number (flips into that verdict
-      less flips out of it).
+      less flips out of it);
+    - a paper claim's conclusion counts (``conclusions.<paper claim>.counts.<VERDICT>``; ``members``:
+      the claims each conclusion counts), when no verdict of its claims flipped robustly and the count
+      moved by exactly the net number of their flips in chaotic records. A conclusion sets the
+      measured fragile verdicts aside (counted under ``fragile`` in the original and the rerun
+      alike), so only a flip the measurement had not seen moves its counts.
     """
     fragile_pairs = {(d.claim, d.experiment) for d in report.fragile if d.experiment is not None}
     for d in list(report.differences):
@@ -1212,6 +1229,28 @@ def _fragile_overall(report: Report) -> None:
             and d.new - d.old == net.get(claim, {}).get(parts[-1], 0) != 0
         ):
             _set_fragile(report, d, "fragile verdict flipped (a count of its experiments' fragile verdicts)")
+    unseen: dict[str, dict[str, int]] = {}
+    for claim, flips in _verdict_flips([d for d in report.fragile if d.kind.endswith("(chaotic record)")]).items():
+        for old, new in flips:
+            unseen.setdefault(claim, {})
+            unseen[claim][str(old)] = unseen[claim].get(str(old), 0) - 1
+            unseen[claim][str(new)] = unseen[claim].get(str(new), 0) + 1
+    for d in list(report.differences):
+        parts = d.where.split(".")
+        claims = (members or {}).get(parts[1], []) if len(parts) > 1 else []
+        if (
+            len(parts) == 4
+            and parts[0] == "conclusions"
+            and parts[2] == "counts"
+            and claims
+            and not robust & set(claims)
+            and isinstance(d.old, int)
+            and isinstance(d.new, int)
+            and d.new - d.old == sum(unseen.get(c, {}).get(parts[3], 0) for c in claims) != 0
+        ):
+            _set_fragile(
+                report, d, "fragile verdict flipped (a count of its claims' verdicts flipped in chaotic records)"
+            )
 
 
 def _follows_from_fragile_flips(report: Report) -> None:
