@@ -168,13 +168,7 @@ def merge_measurement(old: dict, new: dict, experiments: list[str]) -> dict:
     for f in new.get("fragile", []):
         if f.get("experiment") is not None and f.get("experiment") not in chosen:
             continue
-        key = (f["file"], f["where"])
-        if key in fragile:
-            fragile[key]["flipped_by"] = sorted(set(fragile[key]["flipped_by"]) | set(f["flipped_by"]))
-            if "replicas" in f or "replicas" in fragile[key]:
-                fragile[key]["replicas"] = {**fragile[key].get("replicas", {}), **f.get("replicas", {})}
-        else:
-            fragile[key] = dict(f)
+        _add_flip(fragile, f, ordered=False)
     chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]
     parts = list(old.get("parts") or [{"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}])
     parts.append({"experiments": sorted(chosen), "replicas": "these experiments retrained, the others' results copied"})
@@ -221,13 +215,7 @@ def merge_replicas(old: dict, new: dict) -> dict:
         records[e] = _merge_record(a, b) if a and b else (a or b)
     fragile = {(f["file"], f["where"]): {**f, "flipped_by": list(f["flipped_by"])} for f in old.get("fragile", [])}
     for f in new.get("fragile", []):
-        key = (f["file"], f["where"])
-        if key in fragile:
-            known = fragile[key]
-            known["flipped_by"] = known["flipped_by"] + [p for p in f["flipped_by"] if p not in known["flipped_by"]]
-            known["replicas"] = {**known.get("replicas", {}), **f.get("replicas", {})}
-        else:
-            fragile[key] = dict(f)
+        _add_flip(fragile, f, ordered=True)
     chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]
     parts = list(old.get("parts") or [{"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}])
     parts.append(
@@ -247,6 +235,21 @@ def merge_replicas(old: dict, new: dict) -> dict:
         "other": _merge_other(old.get("other"), new.get("other")),
         "fragile": [fragile[k] for k in sorted(fragile)],
     }
+
+
+def _add_flip(fragile: dict[tuple[str, str], dict], f: dict, ordered: bool) -> None:
+    """One fragile record ``f`` into ``fragile`` (keyed by file and place): a verdict flipped again
+    gains the new replicas (``flipped_by``: in replica order when ``ordered``, else sorted) and each
+    one's own value (``replicas``, where the records carry them)."""
+    key = (f["file"], f["where"])
+    if key not in fragile:
+        fragile[key] = dict(f)
+        return
+    known = fragile[key]
+    added = [p for p in f["flipped_by"] if p not in known["flipped_by"]]
+    known["flipped_by"] = known["flipped_by"] + added if ordered else sorted({*known["flipped_by"], *added})
+    if "replicas" in f or "replicas" in known:
+        known["replicas"] = {**known.get("replicas", {}), **f.get("replicas", {})}
 
 
 def _merge_record(a: dict, b: dict) -> dict:

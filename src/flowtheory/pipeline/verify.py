@@ -1206,12 +1206,7 @@ def _fragile_overall(report: Report, members: dict[str, list[str]] | None = None
             _set_fragile(report, d, "fragile verdict flipped (the same verdict in another file is)")
     robust = {d.claim for d in report.differences if d.kind == "verdict flipped" and d.experiment is not None}
     fragile = {d.claim for d in report.fragile if d.experiment is not None}
-    net: dict[str, dict[str, int]] = {}
-    for claim, flips in _verdict_flips(report.fragile).items():
-        for old, new in flips:
-            net.setdefault(claim, {})
-            net[claim][str(old)] = net[claim].get(str(old), 0) - 1
-            net[claim][str(new)] = net[claim].get(str(new), 0) + 1
+    net = _net_flips(report.fragile)
     for d in list(report.differences):
         if d.claim in robust:
             continue
@@ -1229,12 +1224,7 @@ def _fragile_overall(report: Report, members: dict[str, list[str]] | None = None
             and d.new - d.old == net.get(claim, {}).get(parts[-1], 0) != 0
         ):
             _set_fragile(report, d, "fragile verdict flipped (a count of its experiments' fragile verdicts)")
-    unseen: dict[str, dict[str, int]] = {}
-    for claim, flips in _verdict_flips([d for d in report.fragile if d.kind.endswith("(chaotic record)")]).items():
-        for old, new in flips:
-            unseen.setdefault(claim, {})
-            unseen[claim][str(old)] = unseen[claim].get(str(old), 0) - 1
-            unseen[claim][str(new)] = unseen[claim].get(str(new), 0) + 1
+    unseen = _net_flips([d for d in report.fragile if d.kind.endswith("(chaotic record)")])
     for d in list(report.differences):
         parts = d.where.split(".")
         claims = (members or {}).get(parts[1], []) if len(parts) > 1 else []
@@ -1301,6 +1291,18 @@ def _follows_from_fragile_flips(report: Report) -> None:
             and not any(o is not d and o.file == d.file and o.where.startswith(record) for o in report.differences)
         ):
             _set_follows(report, d, "decided by a run's integer that moved to its neighbour")
+
+
+def _net_flips(diffs: list[Difference]) -> dict[str, dict[str, int]]:
+    """Per claim, per verdict, the flips into it less the flips out of it among ``diffs``
+    (:func:`_verdict_flips`)."""
+    net: dict[str, dict[str, int]] = {}
+    for claim, flips in _verdict_flips(diffs).items():
+        counts = net.setdefault(claim, {})
+        for old, new in flips:
+            counts[str(old)] = counts.get(str(old), 0) - 1
+            counts[str(new)] = counts.get(str(new), 0) + 1
+    return net
 
 
 def _verdict_flips(diffs: list[Difference]) -> dict[str, list[tuple[object, object]]]:
