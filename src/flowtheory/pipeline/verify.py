@@ -1101,7 +1101,8 @@ def verify(
         return proc.stdout if proc.returncode == 0 else None
 
     configs = [yaml.safe_load(t) for t in (show(CONFIG), _read(root / CONFIG)) if t]
-    claims = [d for t in (show(CLAIMS_JSON), _read(root / CLAIMS_JSON)) if (d := _json(t)) is not None]
+    claims_now = _json(_read(root / CLAIMS_JSON))
+    claims = [d for d in (_json(show(CLAIMS_JSON)), claims_now) if d is not None]
     ctx = _setup(configs, claims)
     report = Report(claims=_n_claims(claims[-1]) if claims else 0)
     if not use_chaos:
@@ -1167,7 +1168,7 @@ def verify(
         else:
             compare_csv(old.decode(), new.decode(), path, report, ctx)
     if ctx.chaos is not None:
-        _fragile_overall(report, _conclusion_members(_json(_read(root / CLAIMS_JSON))))
+        _fragile_overall(report, _conclusion_members(claims_now))
         _follows_from_fragile_flips(report)
     return report
 
