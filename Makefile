@@ -27,7 +27,7 @@ verify: setup  ## did I reproduce it? compare the results here with those commit
 	$(BIN)/python -m flowtheory.pipeline.verify --rev $(REV)
 
 chaos: setup  ## which runs are chaotic under round-off? results/chaos.json for verify (three perturbed pipeline runs in a copy), then the claims marking its fragile verdicts
-	source $(BIN)/activate && python -m bench.chaos --cores $(if $(filter all,$(CORES)),$$(nproc),$(CORES)) && snakemake --cores $(CORES)
+	source $(BIN)/activate && python -m bench.chaos --cores $(CORES) && snakemake --cores $(CORES)
 
 test-data:  ## real Fashion-MNIST IDX files for the IDX-reader tests (Debian package; root only)
 	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \

@@ -14,7 +14,7 @@ reads the file (docs/measurements.md#chaos; the format is documented in
 :mod:`flowtheory.pipeline.verify`).
 
 Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
-[--perturb up down 2] [--cores 2] [--experiments E ... | --add P ...]`` (``make chaos``). Each perturbation is one replica and costs one
+[--perturb up down 2] [--cores 2|all] [--experiments E ... | --add P ...]`` (``make chaos``). Each perturbation is one replica and costs one
 pipeline run of that config. Three by default because one replica is one sample: a run whose
 trajectories are still separating exponentially moves by amounts that differ by orders of
 magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded
@@ -113,12 +113,22 @@ def compared_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in found)
 
 
+def _cores(value: str) -> int | str:
+    """``--cores``: a positive number, or ``all``, which each replica's Snakemake resolves itself (not
+    GNU ``nproc``, which obeys the OMP_NUM_THREADS=1 that ``make`` exports, and would say 1)."""
+    if value == "all":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"a positive number or all, not {value!r}")
+    return int(value)
+
+
 def replicate(
     root: Path,
     config: str,
     dst: Path,
     perturb: str = "up",
-    cores: int = 2,
+    cores: int | str = 2,
     targets: list[str] | None = None,
     retrain: list[str] | None = None,
 ) -> float:
@@ -189,7 +199,9 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="PERTURB",
         help="run replicas with these perturbations (whole config) and add them to the existing file",
     )
-    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument(
+        "--cores", type=_cores, default=2, help="cores per replica: a number, or all (Snakemake counts them)"
+    )
     parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
     parser.add_argument(
         "--keep", default=None, help="run the replicas in this folder (one subfolder each) and keep them"

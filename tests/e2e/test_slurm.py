@@ -87,7 +87,7 @@ def slurm_installed():
 @pytest.fixture(scope="module")
 def slurm_cluster(slurm_installed):
     """A running one-node cluster in its own temporary folder; stopped (and removed) at the end
-    whatever happens. Yields (folder, SLURM_CONF path)."""
+    whatever happens. Yields (folder, SLURM_CONF path, the node's CPUs)."""
     system_conf_before = SYSTEM_CONF.exists()
     folder = tempfile.mkdtemp(prefix="flowtheory-slurm-", dir="/tmp")  # short: munge's socket is in it
     try:
@@ -95,7 +95,12 @@ def slurm_cluster(slurm_installed):
         assert proc.returncode == 0, f"cluster.sh start failed:\n{proc.stdout}\n{proc.stderr}"
         conf = Path(folder) / "slurm.conf"
         assert f"export SLURM_CONF={conf}" in proc.stdout, proc.stdout
-        yield Path(folder), conf
+        # the node has the CPUs asked for, at most the machine's, whatever OMP_NUM_THREADS says (1 here,
+        # tests/conftest.py; GNU nproc obeys it, and a 2-core machine once got a 1-CPU node)
+        assert os.environ.get("OMP_NUM_THREADS") == "1"
+        wanted = min(int(os.environ.get("FLOWTHEORY_SLURM_CPUS", "2")), len(os.sched_getaffinity(0)))
+        assert f", {wanted} CPUs, " in proc.stderr, proc.stderr
+        yield Path(folder), conf, wanted
     finally:
         _cluster("stop", folder)
         shutil.rmtree(folder, ignore_errors=True)
@@ -126,7 +131,7 @@ def _slurm_command(partition: str) -> list[str]:
 @pytest.mark.slow
 def test_ci_config_runs_on_slurm_with_the_local_outputs(slurm_installed, ci_run, slurm_cluster, tmp_path):
     local, local_seconds = ci_run
-    folder, conf = slurm_cluster
+    folder, conf, cpus = slurm_cluster
     project = make_project(tmp_path / "slurm_project")
     expected_jobs = sum(n for rule, n in dry_run_jobs(project).items() if rule not in LOCAL_RULES)
     assert expected_jobs > 0
@@ -145,7 +150,7 @@ def test_ci_config_runs_on_slurm_with_the_local_outputs(slurm_installed, ci_run,
     slurm_seconds = time.perf_counter() - t0
     (project / "run.log").write_text(proc.stdout + proc.stderr)
     print(
-        f"\nconfig/ci.yaml wall time: SLURM (profiles/slurm, 1 node, 2 CPUs) {slurm_seconds:.1f} s; "
+        f"\nconfig/ci.yaml wall time: SLURM (profiles/slurm, 1 node, {cpus} CPUs) {slurm_seconds:.1f} s; "
         f"local (--cores 2) {local_seconds:.1f} s"
     )
     failed_logs = "".join(p.read_text()[-2000:] for p in (project / ".snakemake" / "slurm_logs").rglob("*.log"))

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,17 @@ def test_adding_replicas_refuses_what_it_cannot_add(tmp_path, monkeypatch, capsy
         bench.chaos.main([*args, "--add", "1"])
     assert "--add 1: already measured in chaos.json" in capsys.readouterr().err
     assert ran == []
+
+
+def test_make_chaos_gives_each_replica_every_core(monkeypatch):
+    """`make chaos` exports OMP_NUM_THREADS=1 (one torch thread per job), which GNU nproc obeys: the
+    replicas must get Snakemake's own count of the cores (`--cores all`), not nproc's 1."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.chaos import _cores
+
+    assert _cores("all") == "all" and _cores("3") == 3
+    for bad in ("0", "-1", "two", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _cores(bad)
+    recipe = subprocess.run(["make", "-n", "chaos"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "python -m bench.chaos --cores all " in recipe and "nproc" not in recipe, recipe

@@ -113,7 +113,9 @@ cmd_start() {
 
   local host cpus ncpu mem
   host=$(hostname -s)
-  ncpu=$(nproc)
+  # the CPUs this process may use: GNU nproc also obeys OMP_NUM_THREADS and OMP_THREAD_LIMIT, which
+  # `make` and the tests set to 1 for torch; with them a 2-core machine got a 1-CPU node (half speed)
+  ncpu=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
   cpus=${FLOWTHEORY_SLURM_CPUS:-2}
   [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "FLOWTHEORY_SLURM_CPUS must be a positive number: $cpus"
   [ "$cpus" -gt "$ncpu" ] && cpus=$ncpu
