@@ -39,7 +39,7 @@ from torch import Tensor
 
 from flowtheory.pipeline import config as ftconfig
 from flowtheory.science import training
-from flowtheory.science.flows import Flow
+from flowtheory.science.flows import Flow, gaussian_log_prob, gaussian_nll
 from flowtheory.stages import train as stage
 from flowtheory.stages.claims import _history_fit
 
@@ -58,9 +58,9 @@ def parts(flow: Flow, x: Tensor) -> dict[str, float]:
     finally:
         flow.train(was)
     logs = torch.linalg.svdvals(jac).log()
-    base = 0.5 * (y**2).sum(-1) + 0.5 * y.shape[-1] * math.log(2 * math.pi)
+    base = -gaussian_log_prob(y, torch.zeros_like(ladj))  # -log N(f(x); 0, I), the flows' own density
     return {
-        "nll": (base - ladj).mean().item(),
+        "nll": gaussian_nll(y, ladj).item(),
         "base": base.mean().item(),
         "normal": logs[:, 0].mean().item(),
         "tangent": logs[:, 1:].sum(-1).mean().item(),
