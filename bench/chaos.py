@@ -29,6 +29,10 @@ existing ``results/chaos.json`` of the same committed results
 document as one measurement of all of them. For when a rerun under other round-off flipped a verdict
 the measured replicas did not (docs/measurements.md#chaos).
 
+With ``--keep DIR`` the replicas run in ``DIR/replica_<perturbation>`` and stay there; the same
+command again resumes a replica that was interrupted (its Snakemake run goes on from the jobs it
+finished, ``--rerun-incomplete``), so a measurement can span several sittings.
+
 ``--merge FILE ...`` runs nothing: it merges whole-config measurements of the same committed
 results taken separately (one replica each, say, run side by side or on other machines, each with
 the same ``results/chaos.json`` copied in, as one run of all would have had) into ``--out``, with
@@ -166,6 +170,7 @@ def replicate(
             # missing input alone: the retrained experiments' jobs are forced, and what follows them
             *(["--forcerun", *(RUN_DIR.format(experiment=e) for e in retrain)] if retrain else []),
             *(["--rerun-triggers", "mtime"] if retrain else []),
+            "--rerun-incomplete",  # a kept replica that was interrupted resumes where it stopped
         ],
         cwd=dst,
         env=env,
@@ -241,7 +246,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
     parser.add_argument(
-        "--keep", default=None, help="run the replicas in this folder (one subfolder each) and keep them"
+        "--keep",
+        default=None,
+        help="run the replicas in this folder (one subfolder each) and keep them; the same command again "
+        "resumes an interrupted replica there",
     )
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
