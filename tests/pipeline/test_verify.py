@@ -427,7 +427,14 @@ def test_measurements_taken_separately_merge_into_the_document_of_one_measuremen
     args = ["--root", str(repo), "--out", "merged.json"]
     merged = bench.chaos.main([*args, "--merge", "a.json", "b.json"])
     assert json.loads((repo / "merged.json").read_text()) == merged
-    assert merged.pop("parts")[-1]["perturbations"] == ["FLOWTHEORY_PERTURB_INIT=2"]
+    assert merged.pop("parts") == [
+        {
+            "experiments": sorted(whole["experiments"]),
+            "replicas": "whole config, run separately, merged",
+            "perturbations": [label],
+        }
+        for label in labels
+    ]
     assert merged == whole
     (repo / "merged.json").unlink()
     for extra, message in [
