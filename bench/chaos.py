@@ -14,7 +14,7 @@ reads the file (docs/measurements.md#chaos; the format is documented in
 :mod:`flowtheory.pipeline.verify`).
 
 Usage: ``python -m bench.chaos [--config config/config.yaml] [--out results/chaos.json]
-[--perturb up down 2] [--cores 2|all] [--experiments E ... | --add P ...]`` (``make chaos``). Each perturbation is one replica and costs one
+[--perturb up down 2] [--cores 2|all] [--experiments E ... | --add P ... | --merge FILE ...]`` (``make chaos``). Each perturbation is one replica and costs one
 pipeline run of that config. Three by default because one replica is one sample: a run whose
 trajectories are still separating exponentially moves by amounts that differ by orders of
 magnitude from one perturbation to the next; measured on the chaos test config, a rerun exceeded
@@ -28,6 +28,15 @@ existing ``results/chaos.json`` of the same committed results
 (:func:`flowtheory.pipeline.chaos.merge_replicas`): the cost of those replicas only, and the same
 document as one measurement of all of them. For when a rerun under other round-off flipped a verdict
 the measured replicas did not (docs/measurements.md#chaos).
+
+With ``--keep DIR`` the replicas run in ``DIR/replica_<perturbation>`` and stay there; the same
+command again resumes a replica that was interrupted (its Snakemake run goes on from the jobs it
+finished, ``--rerun-incomplete``), so a measurement can span several sittings.
+
+``--merge FILE ...`` runs nothing: it merges whole-config measurements of the same committed
+results taken separately (one replica each, say, run side by side or on other machines, each with
+the same ``results/chaos.json`` copied in, as one run of all would have had) into ``--out``, with
+:func:`flowtheory.pipeline.chaos.merge_replicas`, in the order given.
 
 ``--experiments E ...`` measures only those experiments (new or retrained ones) and merges the
 result into the existing ``results/chaos.json``
@@ -161,6 +170,7 @@ def replicate(
             # missing input alone: the retrained experiments' jobs are forced, and what follows them
             *(["--forcerun", *(RUN_DIR.format(experiment=e) for e in retrain)] if retrain else []),
             *(["--rerun-triggers", "mtime"] if retrain else []),
+            "--rerun-incomplete",  # a kept replica that was interrupted resumes where it stopped
         ],
         cwd=dst,
         env=env,
@@ -173,6 +183,31 @@ def replicate(
     if missing:  # not copied, so not retrained: the measurement would compare copies
         raise RuntimeError(f"the perturbed run in {dst} did not retrain {', '.join(missing)}")
     return time.perf_counter() - t0
+
+
+def merged(parser: argparse.ArgumentParser, root: Path, files: list[str], out: Path) -> dict:
+    """``--merge``: the measurements in ``files`` (relative to ``root``) as one, written to ``out``."""
+    if len(files) < 2:
+        parser.error("--merge: give at least two measurements")
+    docs = []
+    for f in files:
+        try:
+            doc = load_chaos(root / f)
+        except ValueError as err:
+            parser.error(f"--merge: {f}: {err}")
+        if doc is None:
+            parser.error(f"--merge: {f} is absent")
+        docs.append(doc)
+    doc = docs[0]
+    try:
+        for more in docs[1:]:
+            doc = merge_replicas(doc, more, how="run separately, merged")
+    except ValueError as err:
+        parser.error(f"--merge: {err}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    print(f"merged {len(docs)} measurements ({', '.join(doc['perturbations'])}) into {out}")
+    return doc
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -200,14 +235,28 @@ def main(argv: list[str] | None = None) -> dict:
         help="run replicas with these perturbations (whole config) and add them to the existing file",
     )
     parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="run nothing: merge these whole-config measurements of the same results into --out",
+    )
+    parser.add_argument(
         "--cores", type=_cores, default=2, help="cores per replica: a number, or all (Snakemake counts them)"
     )
     parser.add_argument("--root", default=str(ROOT), help="the repository whose results are the original")
     parser.add_argument(
-        "--keep", default=None, help="run the replicas in this folder (one subfolder each) and keep them"
+        "--keep",
+        default=None,
+        help="run the replicas in this folder (one subfolder each) and keep them; the same command again "
+        "resumes an interrupted replica there",
     )
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
+    if args.merge:
+        if args.add or args.experiments or args.perturb:
+            parser.error("--merge: not with --add, --experiments or --perturb (it runs no replica)")
+        return merged(parser, root, args.merge, root / args.out)
     config = yaml.safe_load((root / args.config).read_text())
     old = None
     if args.add:

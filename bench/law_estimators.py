@@ -25,18 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flowtheory.stages.claims import _history_fit
+from bench.law_parts import adam_rows
+from flowtheory.stages.claims import _history_fit, second_half
 
 CLAIM = "manifold_unregularized_illposed"
 
 
 def estimates(history: pd.DataFrame) -> dict[str, float]:
     """The three slopes (and the reliability) of one run's history (Adam epochs only)."""
-    h = history[history["phase"] != "lbfgs"] if "phase" in history else history
+    h = adam_rows(history)
     h = h[np.isfinite(h["train_nll"]) & np.isfinite(h["smax"]) & (h["smax"] > 0)]
     fit = _history_fit({c: h[c].tolist() for c in ("epoch", "train_nll", "smax")})
     epoch = h["epoch"].to_numpy(float)
-    half = epoch > epoch.min() + (epoch.max() - epoch.min()) / 2
+    half = second_half(epoch)
     x, y, t = np.log(h["smax"].to_numpy()[half]), h["train_nll"].to_numpy()[half], epoch[half]
     if len(x) < 4 or not math.isfinite(fit.get("slope", math.nan)):
         return {"ols": math.nan, "reliability": math.nan, "eiv": math.nan, "iv": math.nan}

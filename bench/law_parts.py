@@ -68,6 +68,13 @@ def parts(flow: Flow, x: Tensor) -> dict[str, float]:
     }
 
 
+def adam_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """A run's history without its L-BFGS polish (the rows of the Adam epochs, whose s_max the
+    diagnostics recorded), renumbered."""
+    h = history[history["phase"] != "lbfgs"] if "phase" in history else history
+    return h[h["smax"].notna()].reset_index(drop=True)
+
+
 def split(epoch: list[float], table: pd.DataFrame) -> dict[str, float]:
     """The slopes of ``table``'s ``nll`` (and of its parts) against its ``normal`` over the check's
     window of ``epoch``: ``nll`` = −1 + ``tangent`` + ``base``; ``identity`` is the round-off left."""
@@ -105,7 +112,7 @@ def rerun(config: dict, experiment: str, seed: int, data: str, out: Path) -> dic
             "diagnostics this tool does not record; it reruns runs trained alone (the zuko flows: NSF, MAF)"
         )
     history = pd.read_csv(f"{stem}.csv")
-    adam = history[(history["phase"] != "lbfgs") & history["smax"].notna()].reset_index(drop=True)
+    adam = adam_rows(history)
     table = pd.DataFrame(recorded[: len(adam)])  # the L-BFGS polish's rows come after Adam's
     epochs = adam["epoch"].tolist()
     check = _history_fit({c: adam[c].tolist() for c in ("epoch", "train_nll", "smax")})

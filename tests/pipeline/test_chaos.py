@@ -7,6 +7,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -218,3 +219,24 @@ def test_make_chaos_gives_each_replica_every_core(monkeypatch):
             _cores(bad)
     recipe = subprocess.run(["make", "-n", "chaos"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "python -m bench.chaos --cores all " in recipe and "nproc" not in recipe, recipe
+
+
+def test_a_kept_replica_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """``bench.chaos --keep DIR`` run again: the replica's folder is reused, its tracked files copied
+    over with their times (so Snakemake sees nothing new) and its Snakemake run told to redo the
+    jobs an interruption left incomplete, not to stop on them."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import bench.chaos
+
+    root, dst = tmp_path / "root", tmp_path / "keep" / "replica_up"
+    (root / "config").mkdir(parents=True)
+    (root / "config/config.yaml").write_text("experiments: {}\n")
+    monkeypatch.setattr(bench.chaos, "copy_project", lambda r, d: shutil.copytree(r, d, dirs_exist_ok=True))
+    calls = []
+    monkeypatch.setattr(
+        bench.chaos.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0)
+    )
+    for _ in range(2):  # the first sitting, then the same command again
+        bench.chaos.replicate(root, "config/config.yaml", dst, "up", 2, ["metrics/train.json"])
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert "--rerun-incomplete" in calls[1] and calls[1].index("metrics/train.json") < calls[1].index("--configfile")

@@ -405,6 +405,50 @@ def test_replicas_added_later_give_the_document_of_one_measurement_of_all(tmp_pa
         merge_replicas(parts[0], {**parts[1], "measured_on_experiments": {}})
 
 
+def test_measurements_taken_separately_merge_into_the_document_of_one_measurement_of_all(tmp_path, capsys, monkeypatch):
+    """``bench.chaos --merge``: single-replica measurements run side by side (or on other machines)
+    merge into what one measurement of every replica gives (measure_chaos itself the oracle), with
+    one clear error, and nothing written, for what it cannot merge."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    import bench.chaos
+    from flowtheory.pipeline.verify import measure_chaos
+
+    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
+    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
+    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
+    _results(two, train, claims, history)
+    labels = {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+    whole = measure_chaos(repo, labels, [CHAOS_CONFIG], head={"config": "x"})
+    for name, (label, replica) in zip(("a.json", "b.json"), labels.items(), strict=True):
+        doc = measure_chaos(repo, {label: replica}, [CHAOS_CONFIG], head={"config": "x"})
+        (repo / name).write_text(json.dumps(doc))
+    args = ["--root", str(repo), "--out", "merged.json"]
+    merged = bench.chaos.main([*args, "--merge", "a.json", "b.json"])
+    assert json.loads((repo / "merged.json").read_text()) == merged
+    assert merged.pop("parts") == [
+        {
+            "experiments": sorted(whole["experiments"]),
+            "replicas": "whole config, run separately, merged",
+            "perturbations": [label],
+        }
+        for label in labels
+    ]
+    assert merged == whole
+    (repo / "merged.json").unlink()
+    for extra, message in [
+        (["--merge", "a.json"], "at least two"),
+        (["--merge", "a.json", "gone.json"], "gone.json is absent"),
+        (["--merge", "a.json", "a.json"], "already measured"),
+        (["--merge", "a.json", "b.json", "--add", "3"], "not with --add"),
+    ]:
+        with pytest.raises(SystemExit):
+            bench.chaos.main([*args, *extra])
+        assert message in capsys.readouterr().err
+        assert not (repo / "merged.json").exists()
+
+
 def _rerun(repo: Path, edit=None, history=None, edit_claims=None) -> None:
     """The working tree of ``repo`` becomes a rerun: the replica's kind of changes (another
     trajectory of the RealNVP run), then ``edit`` on metrics/train.json, ``edit_claims`` on the claims."""

@@ -49,3 +49,19 @@ def test_the_mnist_spectra_leave_zero_variances_out_and_count_them():
         assert f"{zero} global PCA eigenvalues" in notes and f"up to {zero} per run" in notes
     finally:
         plt.close(fig)
+
+
+def test_the_law_panel_bins_the_checks_own_window():
+    """fig_b's Eq. (10) panel and ``manifold_unregularized_illposed`` read one window of epochs
+    (``claims.second_half``): 9 epochs leave 6 to 9, one row per epoch when there are fewer than
+    ``LAW_BINS``, not 5 to 9 (the panel's own ``epoch >= max / 2`` before)."""
+    from flowtheory.stages.claims import _history_fit, second_half
+
+    epoch = np.arange(1, 10, dtype=float)
+    h = pd.DataFrame(
+        {"experiment": "e", "stabilizer": "none", "seed": 0, "epoch": epoch, "train_nll": -epoch, "smax": np.exp(epoch)}
+    )
+    assert second_half(epoch).tolist() == [False] * 5 + [True] * 4
+    law = paperfigs._tail_law(h)
+    assert len(law) == second_half(epoch).sum() == _history_fit(h.to_dict("list"))["n_epochs"]
+    np.testing.assert_allclose(law["dnll"], -law["dlog"])

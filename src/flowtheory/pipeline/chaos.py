@@ -191,9 +191,11 @@ def merge_measurement(old: dict, new: dict, experiments: list[str]) -> dict:
     }
 
 
-def merge_replicas(old: dict, new: dict) -> dict:
-    """A measurement of the same committed results with more perturbations (``python -m bench.chaos
-    --add``): ``new``'s replicas, run on the whole config, added to ``old``'s. What a single
+def merge_replicas(old: dict, new: dict, how: str = "added") -> dict:
+    """A measurement of the same committed results with more perturbations: ``new``'s replicas, run
+    on the whole config, added to ``old``'s (``python -m bench.chaos --add``, ``how="added"``), or
+    measurements run separately, side by side or on other machines, merged (``--merge``,
+    ``how="run separately, merged"``; each part then names its perturbations). What a single
     measurement of all the replicas would have written: over replicas a key's spread is the largest,
     a run or experiment is chaotic when one replica says so, and a verdict is fragile when one
     replica flipped it (each replica's own value kept). Raises ValueError when the two were not
@@ -217,11 +219,14 @@ def merge_replicas(old: dict, new: dict) -> dict:
     for f in new.get("fragile", []):
         _add_flip(fragile, f, ordered=True)
     chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]
-    parts = list(old.get("parts") or [{"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}])
+    first = {"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}
+    if how != "added":
+        first.update(replicas=f"whole config, {how}", perturbations=list(old.get("perturbations", [])))
+    parts = list(old.get("parts") or [first])
     parts.append(
         {
             "experiments": sorted(new.get("experiments", {})),
-            "replicas": "whole config, added",
+            "replicas": f"whole config, {how}",
             "perturbations": list(new.get("perturbations", [])),
         }
     )

@@ -463,6 +463,13 @@ def check_stable(runs: Runs, entry: dict, threshold: float, ctx: dict) -> Outcom
     return Outcome(meas, run_passed, {"runs": detail}, states=states, notes=notes)
 
 
+def second_half(epoch: np.ndarray) -> np.ndarray:
+    """The ill-posedness law's window: the epochs in the second half of training, ``epoch`` more than
+    halfway from its first to its last value (a mask over ``epoch``)."""
+    epoch = np.asarray(epoch, float)
+    return epoch > epoch.min() + (epoch.max() - epoch.min()) / 2
+
+
 def _history_fit(h: dict | None) -> dict:
     """Least-squares slope of the training NLL against log s_max over the second half of training
     (by epoch; finite rows only), its standard error and the range of log s_max it spans."""
@@ -475,7 +482,7 @@ def _history_fit(h: dict | None) -> dict:
     if ok.sum() < 4:
         return {"not_measured": f"{int(ok.sum())} finite epochs in the history"}
     epoch, nll, smax = epoch[ok], nll[ok], smax[ok]
-    half = epoch > epoch.min() + (epoch.max() - epoch.min()) / 2
+    half = second_half(epoch)
     x, y = np.log(smax[half]), nll[half]
     if len(x) < 3:
         return {"not_measured": f"{len(x)} epochs in the second half"}

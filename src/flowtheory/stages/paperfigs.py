@@ -460,10 +460,14 @@ def _tail_law(history: pd.DataFrame) -> pd.DataFrame:
     """Per run, the second half of training relative to its start: Δ log s_max and ΔNLL, each the
     median within :data:`LAW_BINS` equal spans of epochs (the epoch-to-epoch jitter of Adam averaged
     out), the first span the reference."""
+    from flowtheory.stages.claims import second_half  # the check's window, not a second one
+
     out = []
     for (exp, stab, seed), h in history.groupby(["experiment", "stabilizer", "seed"], sort=False):
         h = h[np.isfinite(h["smax"].astype(float)) & np.isfinite(h["train_nll"].astype(float)) & (h["smax"] > 0)]
-        half = h[h["epoch"] >= h["epoch"].max() / 2]
+        if h.empty:
+            continue
+        half = h[second_half(h["epoch"].to_numpy(float))]
         if len(half) < 2:
             continue
         span = np.minimum(
