@@ -2,7 +2,7 @@
 that would correct for log s_max's epoch-to-epoch jitter (docs/measurements.md#illposed-law).
 
 For every unregularized run that ``manifold_unregularized_illposed`` judges (``results/claims.json``),
-over the second half of training (the check's window, :func:`flowtheory.stages.claims._history_fit`):
+over the second half of training (the check's window, :func:`flowtheory.stages.claims.law_window`):
 
 * ``ols``: the check's estimate, the least-squares slope of the training NLL against log s_max;
 * ``eiv``: the same divided by the reliability of log s_max, 1 − var_jitter / var(log s_max), with
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bench.law_parts import adam_rows
-from flowtheory.stages.claims import _history_fit, second_half
+from flowtheory.stages.claims import _history_fit, law_window
 
 CLAIM = "manifold_unregularized_illposed"
 
@@ -34,13 +34,11 @@ CLAIM = "manifold_unregularized_illposed"
 def estimates(history: pd.DataFrame) -> dict[str, float]:
     """The three slopes (and the reliability) of one run's history (Adam epochs only)."""
     h = adam_rows(history)
-    h = h[np.isfinite(h["train_nll"]) & np.isfinite(h["smax"]) & (h["smax"] > 0)]
-    fit = _history_fit({c: h[c].tolist() for c in ("epoch", "train_nll", "smax")})
-    epoch = h["epoch"].to_numpy(float)
-    half = second_half(epoch)
-    x, y, t = np.log(h["smax"].to_numpy()[half]), h["train_nll"].to_numpy()[half], epoch[half]
-    if len(x) < 4 or not math.isfinite(fit.get("slope", math.nan)):
+    h = {c: h[c].tolist() for c in ("epoch", "train_nll", "smax")}
+    fit, window = _history_fit(h), law_window(h)
+    if isinstance(window, str) or len(window[0]) < 4 or not math.isfinite(fit.get("slope", math.nan)):
         return {"ols": math.nan, "reliability": math.nan, "eiv": math.nan, "iv": math.nan}
+    t, x, y = window
     reliability = 1 - np.diff(x).var() / 2 / x.var()
     cov_xt = np.cov(x, t)[0, 1]
     return {

@@ -470,20 +470,29 @@ def second_half(epoch: np.ndarray) -> np.ndarray:
     return epoch > epoch.min() + (epoch.max() - epoch.min()) / 2
 
 
-def _history_fit(h: dict | None) -> dict:
-    """Least-squares slope of the training NLL against log s_max over the second half of training
-    (by epoch; finite rows only), its standard error and the range of log s_max it spans."""
+def law_window(h: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """The ill-posedness law's data from a run's history: epoch, log s_max and training NLL over
+    the second half of training (:func:`second_half`; finite rows only), or why there are none."""
     if not h:
-        return {"not_measured": "no history"}
+        return "no history"
     epoch = np.asarray(h.get("epoch", []), float)
     nll = np.asarray(h.get("train_nll", []), float)
     smax = np.asarray(h.get("smax", []), float)
     ok = np.isfinite(epoch) & np.isfinite(nll) & np.isfinite(smax) & (smax > 0)
     if ok.sum() < 4:
-        return {"not_measured": f"{int(ok.sum())} finite epochs in the history"}
+        return f"{int(ok.sum())} finite epochs in the history"
     epoch, nll, smax = epoch[ok], nll[ok], smax[ok]
     half = second_half(epoch)
-    x, y = np.log(smax[half]), nll[half]
+    return epoch[half], np.log(smax[half]), nll[half]
+
+
+def _history_fit(h: dict | None) -> dict:
+    """Least-squares slope of the training NLL against log s_max over the law's window
+    (:func:`law_window`), its standard error and the range of log s_max it spans."""
+    window = law_window(h)
+    if isinstance(window, str):
+        return {"not_measured": window}
+    _, x, y = window
     if len(x) < 3:
         return {"not_measured": f"{len(x)} epochs in the second half"}
     xc = x - x.mean()
