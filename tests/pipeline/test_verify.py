@@ -354,19 +354,27 @@ def test_the_chaos_measurement_classifies_experiments_and_runs_and_names_fragile
     assert fragile_verdicts(None) == set()
 
 
+def _two_replicas(tmp_path: Path, edit=None) -> tuple[Path, dict[str, Path]]:
+    """The committed results and two replicas of them: ``up`` flips ``roll_nvp``'s verdict to FAIL,
+    ``2`` to NOT_AT_OPTIMUM (``edit`` on its metrics/train.json first)."""
+    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
+    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
+    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
+    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
+    if edit:
+        edit(train)
+    _results(two, train, claims, history)
+    return repo, {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+
+
 def test_each_replica_that_flips_a_verdict_keeps_its_own_value(tmp_path):
     """Two replicas flip the same verdict, one to FAIL and one to NOT_AT_OPTIMUM: the record names
     both values, not only the first replica's (a claim-level FAIL must be traceable to the
     experiment that failed in that replica)."""
     from flowtheory.pipeline.verify import measure_chaos
 
-    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
-    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
-    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
-    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
-    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
-    _results(two, train, claims, history)
-    replicas = {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+    repo, replicas = _two_replicas(tmp_path)
     doc = measure_chaos(repo, replicas, [CHAOS_CONFIG], head={"config": "x"})
     flip = next(f for f in doc["fragile"] if f["where"] == "unregularized_diverges.experiments.roll_nvp.verdict")
     assert flip["original"] == "PASS" and flip["replica"] == "FAIL"
@@ -381,14 +389,10 @@ def test_replicas_added_later_give_the_document_of_one_measurement_of_all(tmp_pa
     from flowtheory.pipeline.chaos import merge_replicas
     from flowtheory.pipeline.verify import measure_chaos
 
-    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
-    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
-    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
-    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
-    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
-    train["roll_nvp"]["plain"]["seed0"]["final_train_nll"] = 5.0  # a larger spread than the first replica's
-    _results(two, train, claims, history)
-    labels = {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+    def larger_spread(train):  # than the first replica's
+        train["roll_nvp"]["plain"]["seed0"]["final_train_nll"] = 5.0
+
+    repo, labels = _two_replicas(tmp_path, larger_spread)
     whole = measure_chaos(repo, labels, [CHAOS_CONFIG], head={"config": "x"})
     first, added = ({k: v} for k, v in labels.items())
     parts = [measure_chaos(repo, r, [CHAOS_CONFIG], head={"config": "x"}) for r in (first, added)]
@@ -413,13 +417,7 @@ def test_measurements_taken_separately_merge_into_the_document_of_one_measuremen
     import bench.chaos
     from flowtheory.pipeline.verify import measure_chaos
 
-    repo, up, two = tmp_path / "repo", tmp_path / "up", tmp_path / "two"
-    _results(repo, CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
-    _results(up, *_replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY))
-    train, claims, history = _replica(CHAOS_TRAIN, CHAOS_CLAIMS, CHAOS_HISTORY)
-    claims[0]["experiments"]["roll_nvp"].update(verdict="NOT_AT_OPTIMUM", passed=None)
-    _results(two, train, claims, history)
-    labels = {"FLOWTHEORY_PERTURB_INIT=up": up, "FLOWTHEORY_PERTURB_INIT=2": two}
+    repo, labels = _two_replicas(tmp_path)
     whole = measure_chaos(repo, labels, [CHAOS_CONFIG], head={"config": "x"})
     for name, (label, replica) in zip(("a.json", "b.json"), labels.items(), strict=True):
         doc = measure_chaos(repo, {label: replica}, [CHAOS_CONFIG], head={"config": "x"})
