@@ -246,8 +246,9 @@ def test_validating_a_cpu_config_does_not_import_torch(root):
 
 @pytest.mark.parametrize("name", ["config.yaml", "ci.yaml"])
 def test_shipped_configs_train_well_within_their_runtime(root, name):
-    """The estimate of every experiment is far below its train job's runtime (about 5% at most on
-    the paper config), so the check refuses only what cannot finish."""
+    """The estimate of every experiment is far below its train job's runtime (a tenth at most: hosts
+    up to 4x slower and the estimate's error up to 2.3x still fit; docs/measurements.md#train-cost),
+    so the check refuses only what cannot finish, and a job at its epoch cap ends within its runtime."""
     cfg = load(root / "config" / name)
     cost.check(cfg)
     for e in cfg["experiments"]:
@@ -255,9 +256,9 @@ def test_shipped_configs_train_well_within_their_runtime(root, name):
 
 
 def test_runtime_is_per_run(ci):
-    """The train rule's runtime (workflow/rules/common.smk): 15 minutes per run, 30 per MNIST run."""
-    assert cost.runtime_min(ci, "gaussian_linear") == 4 * 15
-    assert cost.runtime_min(ci, "mnist_mlp") == 2 * 30
+    """The train rule's runtime (workflow/rules/common.smk): minutes per run, longer for an MNIST run."""
+    assert cost.runtime_min(ci, "gaussian_linear") == 4 * cost.MINUTES_PER_RUN
+    assert cost.runtime_min(ci, "mnist_mlp") == 2 * cost.MINUTES_PER_RUN_HIGHDIM > 2 * cost.MINUTES_PER_RUN
 
 
 def test_an_experiment_beyond_its_runtime_is_refused(ci):
@@ -270,7 +271,7 @@ def test_an_experiment_beyond_its_runtime_is_refused(ci):
     assert "\n" not in msg
     assert re.fullmatch(
         r"invalid config: experiments\.scurve_realnvp: estimated training time \d+ min \(2 runs, "
-        r"flowtheory\.pipeline\.cost\) exceeds the train job's runtime of 30 min; expected fewer epochs, runs or "
+        rf"flowtheory\.pipeline\.cost\) exceeds the train job's runtime of {2 * cost.MINUTES_PER_RUN} min; expected fewer epochs, runs or "
         r"training points, or a smaller flow \(or a longer runtime: --set-resources train:runtime=<minutes>\)",
         msg,
     ), msg
@@ -335,7 +336,13 @@ def _too_long(cfg):
 LOAD_TIME = {
     "cov": (_bad_cov, ["invalid config: data.datasets.gaussian.cov: not positive semi-definite", "eigenvalue -1 "]),
     "cuda": (_bad_cuda, ["invalid config: device: 'cuda', but no CUDA device is available", "set device: cpu"]),
-    "runtime": (_too_long, ["invalid config: experiments.scurve_realnvp: estimated training time", "runtime of 30"]),
+    "runtime": (
+        _too_long,
+        [
+            "invalid config: experiments.scurve_realnvp: estimated training time",
+            f"runtime of {2 * cost.MINUTES_PER_RUN} ",
+        ],
+    ),
 }
 
 

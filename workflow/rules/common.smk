@@ -146,7 +146,7 @@ def mem_mb(wildcards):
 
 
 def runtime_min(wildcards):
-    """Minutes for the whole experiment: 15 per run (30 per MNIST run), flowtheory.pipeline.cost."""
+    """Minutes for the whole experiment: per run, flowtheory.pipeline.cost.MINUTES_PER_RUN (_HIGHDIM on MNIST)."""
     return ftcost.runtime_min(config, wildcards.experiment)
 
 

@@ -59,9 +59,11 @@ __all__ = [
     "terms",
 ]
 
-#: the train rule's runtime per run of an experiment (minutes); MNIST runs get the longer one
-MINUTES_PER_RUN = 15
-MINUTES_PER_RUN_HIGHDIM = 30
+#: the train rule's runtime per run of an experiment (minutes); MNIST runs get the longer one. At
+#: least ten times the estimate of every run of the shipped configs, for hosts up to 4x slower and the
+#: estimate's error (up to 2.3x): docs/measurements.md#train-cost
+MINUTES_PER_RUN = 30
+MINUTES_PER_RUN_HIGHDIM = 60
 
 #: seconds per step, per layer operation and per multiply-add at the reference step below (module
 #: docstring; ``docs/measurements.md#train-cost``)
