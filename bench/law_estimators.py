@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bench.law_parts import adam_rows
-from flowtheory.stages.claims import _history_fit, law_window
+from flowtheory.stages.claims import law_window, window_fit
 
 CLAIM = "manifold_unregularized_illposed"
 
@@ -35,7 +35,8 @@ def estimates(history: pd.DataFrame) -> dict[str, float]:
     """The three slopes (and the reliability) of one run's history (Adam epochs only)."""
     h = adam_rows(history)
     h = {c: h[c].tolist() for c in ("epoch", "train_nll", "smax")}
-    fit, window = _history_fit(h), law_window(h)
+    window = law_window(h)
+    fit = window_fit(window)
     if isinstance(window, str) or len(window[0]) < 4 or not math.isfinite(fit.get("slope", math.nan)):
         return {"ols": math.nan, "reliability": math.nan, "eiv": math.nan, "iv": math.nan}
     t, x, y = window

@@ -489,7 +489,11 @@ def law_window(h: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | st
 def _history_fit(h: dict | None) -> dict:
     """Least-squares slope of the training NLL against log s_max over the law's window
     (:func:`law_window`), its standard error and the range of log s_max it spans."""
-    window = law_window(h)
+    return window_fit(law_window(h))
+
+
+def window_fit(window: tuple[np.ndarray, np.ndarray, np.ndarray] | str) -> dict:
+    """:func:`_history_fit` on the law's window (:func:`law_window`'s answer) already taken."""
     if isinstance(window, str):
         return {"not_measured": window}
     _, x, y = window
