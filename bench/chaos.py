@@ -201,7 +201,7 @@ def merged(parser: argparse.ArgumentParser, root: Path, files: list[str], out: P
     doc = docs[0]
     try:
         for more in docs[1:]:
-            doc = merge_replicas(doc, more, how="run separately, merged")
+            doc = merge_replicas(doc, more, merged=True)
     except ValueError as err:
         parser.error(f"--merge: {err}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ the markers, with a link to the full claim × experiment table."""
 
 from __future__ import annotations
 
-from flowtheory.pipeline.hooks import BEGIN, END, splice_readme
+from flowtheory.pipeline.hooks import BEGIN, END, prune_gallery, splice_readme
+from flowtheory.pipeline.paths import GALLERY_PNG
 from flowtheory.stages.claims import README_STOP
 
 CLAIMS_MD = f"""# Claim checks
@@ -90,3 +91,21 @@ def test_the_report_front_page_shows_the_conclusions_and_embeds_the_scorecard(tm
     meta = report_metadata(str(tmp_path))
     assert meta["Paper claims that reproduce"] == 1 and meta["Paper claims not conclusive (no run at the optimum)"] == 1
     assert meta["Checks not at the optimum"] == 1 and all(isinstance(v, int) for v in meta.values())
+
+
+def test_the_gallery_keeps_only_this_configs_experiments(tmp_path):
+    """A user's config run in a clone: the committed pages of the paper's experiments go, the
+    config's own stay, and nothing else in the folder is touched."""
+    page = {e: tmp_path / GALLERY_PNG.format(experiment=e) for e in ("mine", "paper_a", "paper_b")}
+    for p in page.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"png")
+    note = page["mine"].parent / "README.txt"
+    note.write_text("kept")
+    config = {"experiments": {"mine": {}}}
+    assert prune_gallery(config, str(tmp_path)) == (
+        "gallery: removed 2 page(s) of experiments not in this config (paper_a, paper_b)"
+    )
+    assert sorted(p.name for p in page["mine"].parent.iterdir()) == ["README.txt", "mine.png"]
+    assert prune_gallery(config, str(tmp_path)) == "gallery: only this config's experiments"
+    assert prune_gallery(config, str(tmp_path / "elsewhere")) == "gallery: only this config's experiments"

@@ -256,9 +256,14 @@ def test_shipped_configs_train_well_within_their_runtime(root, name):
 
 
 def test_runtime_is_per_run(ci):
-    """The train rule's runtime (workflow/rules/common.smk): minutes per run, longer for an MNIST run."""
+    """The rules' runtimes (workflow/rules/common.smk): minutes per run, longer for an MNIST run's
+    training; the analysis and components jobs (seconds per run, measured) declare less than training."""
     assert cost.runtime_min(ci, "gaussian_linear") == 4 * cost.MINUTES_PER_RUN
     assert cost.runtime_min(ci, "mnist_mlp") == 2 * cost.MINUTES_PER_RUN_HIGHDIM > 2 * cost.MINUTES_PER_RUN
+    for stage in ("analysis", "components"):
+        assert cost.runtime_min(ci, "mnist_mlp", stage) == 2 * cost.POST_MINUTES_PER_RUN < 2 * cost.MINUTES_PER_RUN
+    with pytest.raises(ValueError, match="no declared runtime for stage 'figures'"):
+        cost.runtime_min(ci, "mnist_mlp", "figures")
 
 
 def test_an_experiment_beyond_its_runtime_is_refused(ci):

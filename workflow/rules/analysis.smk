@@ -14,7 +14,7 @@ rule analysis:
         CONDA_ENV
     resources:
         mem_mb=mem_mb,
-        runtime=runtime_min,
+        runtime=post_runtime_min,
     params:
         cfg=config["analysis"],
         intrinsic_dim=intrinsic_dim_of_run,

@@ -146,8 +146,13 @@ def mem_mb(wildcards):
 
 
 def runtime_min(wildcards):
-    """Minutes for the whole experiment: per run, flowtheory.pipeline.cost.MINUTES_PER_RUN (_HIGHDIM on MNIST)."""
+    """The train job's minutes: per run, flowtheory.pipeline.cost.MINUTES_PER_RUN (_HIGHDIM on MNIST)."""
     return ftcost.runtime_min(config, wildcards.experiment)
+
+
+def post_runtime_min(wildcards):
+    """The analysis and components jobs' minutes: per run, flowtheory.pipeline.cost.POST_MINUTES_PER_RUN."""
+    return ftcost.runtime_min(config, wildcards.experiment, "analysis")
 
 
 def run_files(template):

@@ -14,7 +14,7 @@ rule components:
         CONDA_ENV
     resources:
         mem_mb=mem_mb,
-        runtime=runtime_min,
+        runtime=post_runtime_min,
     params:
         cfg=config["components"],
         runs=components_runs,

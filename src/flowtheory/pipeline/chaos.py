@@ -191,11 +191,11 @@ def merge_measurement(old: dict, new: dict, experiments: list[str]) -> dict:
     }
 
 
-def merge_replicas(old: dict, new: dict, how: str = "added") -> dict:
+def merge_replicas(old: dict, new: dict, merged: bool = False) -> dict:
     """A measurement of the same committed results with more perturbations: ``new``'s replicas, run
-    on the whole config, added to ``old``'s (``python -m bench.chaos --add``, ``how="added"``), or
-    measurements run separately, side by side or on other machines, merged (``--merge``,
-    ``how="run separately, merged"``; each part then names its perturbations). What a single
+    on the whole config, added to ``old``'s (``python -m bench.chaos --add``), or, with ``merged``,
+    measurements run separately, side by side or on other machines, merged (``--merge``). Either way
+    each part of the result names its experiments and perturbations. What a single
     measurement of all the replicas would have written: over replicas a key's spread is the largest,
     a run or experiment is chaotic when one replica says so, and a verdict is fragile when one
     replica flipped it (each replica's own value kept). Raises ValueError when the two were not
@@ -219,14 +219,17 @@ def merge_replicas(old: dict, new: dict, how: str = "added") -> dict:
     for f in new.get("fragile", []):
         _add_flip(fragile, f, ordered=True)
     chaotic = [e for e, r in records.items() if r.get("class") == "chaotic"]
-    first = {"experiments": sorted(old.get("experiments", {})), "replicas": "whole config"}
-    if how != "added":
-        first.update(replicas=f"whole config, {how}", perturbations=list(old.get("perturbations", [])))
+    how = "whole config, run separately, merged" if merged else "whole config, added"
+    first = {
+        "experiments": sorted(old.get("experiments", {})),
+        "replicas": how if merged else "whole config",
+        "perturbations": list(old.get("perturbations", [])),
+    }
     parts = list(old.get("parts") or [first])
     parts.append(
         {
             "experiments": sorted(new.get("experiments", {})),
-            "replicas": f"whole config, {how}",
+            "replicas": how,
             "perturbations": list(new.get("perturbations", [])),
         }
     )

@@ -49,6 +49,7 @@ from flowtheory.science.kinds import FLOW_REGISTRY
 __all__ = [
     "MINUTES_PER_RUN",
     "MINUTES_PER_RUN_HIGHDIM",
+    "POST_MINUTES_PER_RUN",
     "check",
     "estimate_seconds",
     "layers",
@@ -64,6 +65,10 @@ __all__ = [
 #: estimate's error (up to 2.3x): docs/measurements.md#train-cost
 MINUTES_PER_RUN = 30
 MINUTES_PER_RUN_HIGHDIM = 60
+#: the analysis and components rules' runtime per run (minutes): on the paper config their jobs took
+#: at most 7.4 s per run, imports and MNIST included (docs/measurements.md#train-cost); 10 min is 20x
+#: that on a host 4x slower, room for larger flows and probe sets than the paper's
+POST_MINUTES_PER_RUN = 10
 
 #: seconds per step, per layer operation and per multiply-add at the reference step below (module
 #: docstring; ``docs/measurements.md#train-cost``)
@@ -116,11 +121,16 @@ def _runs(config: dict, experiment: str) -> list[tuple[str, int]]:
     return [(stab, seed) for stab in exp["stabilizers"] for seed in exp.get("seeds", config["seeds"])]
 
 
-def runtime_min(config: dict, experiment: str) -> int:
-    """The train rule's declared runtime for one experiment's job (minutes): per run of it,
-    :data:`MINUTES_PER_RUN` (:data:`MINUTES_PER_RUN_HIGHDIM` on MNIST). The analysis and
-    components rules declare the same."""
-    per_run = MINUTES_PER_RUN_HIGHDIM if _is_highdim(config, experiment) else MINUTES_PER_RUN
+def runtime_min(config: dict, experiment: str, stage: str = "train") -> int:
+    """A rule's declared runtime for one experiment's job (minutes), per run of it: for ``train``
+    :data:`MINUTES_PER_RUN` (:data:`MINUTES_PER_RUN_HIGHDIM` on MNIST), for ``analysis`` and
+    ``components`` :data:`POST_MINUTES_PER_RUN`."""
+    if stage == "train":
+        per_run = MINUTES_PER_RUN_HIGHDIM if _is_highdim(config, experiment) else MINUTES_PER_RUN
+    elif stage in ("analysis", "components"):
+        per_run = POST_MINUTES_PER_RUN
+    else:
+        raise ValueError(f"no declared runtime for stage {stage!r}")
     return per_run * len(_runs(config, experiment))
 
 

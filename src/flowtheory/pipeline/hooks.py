@@ -14,13 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flowtheory.pipeline.paths import CLAIMS_JSON, CLAIMS_MD, STAGES, stage_files
+from flowtheory.pipeline.paths import CLAIMS_JSON, CLAIMS_MD, GALLERY_PNG, STAGES, stage_files
 from flowtheory.stages.claims import README_STOP
 
 __all__ = [
     "REPORT",
     "dvc_commit_on_success",
     "on_success",
+    "prune_gallery",
     "register_report_directives",
     "report_metadata",
     "splice_readme",
@@ -31,8 +32,9 @@ REPORT = "results/report.html"
 
 
 def on_success(config: dict, configfiles: list[str], root: str = ".") -> str:
-    """After a successful run: refresh the HTML report if every figure exists, then record in DVC."""
-    lines = [write_report(config, configfiles, root)]
+    """After a successful run: drop other configs' gallery pages, refresh the HTML report if every
+    figure exists, then record in DVC."""
+    lines = [prune_gallery(config, root), write_report(config, configfiles, root)]
     if _default_config(configfiles, root):
         lines.append(splice_readme(Path(root, "README.md"), Path(root, CLAIMS_MD)))
     lines.append(dvc_commit_on_success(config, configfiles, root))
@@ -42,6 +44,22 @@ def on_success(config: dict, configfiles: list[str], root: str = ".") -> str:
 def _default_config(configfiles: list[str], root: str) -> bool:
     default = str(Path(root, "config", "config.yaml").resolve())
     return all(str(Path(f).resolve()) == default for f in configfiles)
+
+
+def prune_gallery(config: dict, root: str = ".") -> str:
+    """Removes the gallery pages (``GALLERY_PNG``) of experiments that are not in ``config``, so that
+    the gallery holds the last run's experiments only, as the main figures do: in a clone the
+    committed pages of the paper's experiments would otherwise stay beside a user's own
+    (``git checkout results/figures/gallery`` brings them back)."""
+    folder = Path(root, GALLERY_PNG).parent
+    stale = sorted(p for p in folder.glob("*.png") if p.stem not in config["experiments"]) if folder.is_dir() else []
+    for p in stale:
+        p.unlink()
+    if not stale:
+        return "gallery: only this config's experiments"
+    return (
+        f"gallery: removed {len(stale)} page(s) of experiments not in this config ({', '.join(p.stem for p in stale)})"
+    )
 
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
