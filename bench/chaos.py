@@ -30,8 +30,10 @@ document as one measurement of all of them. For when a rerun under other round-o
 the measured replicas did not (docs/measurements.md#chaos).
 
 With ``--keep DIR`` the replicas run in ``DIR/replica_<perturbation>`` and stay there; the same
-command again resumes a replica that was interrupted (its Snakemake run goes on from the jobs it
-finished, ``--rerun-incomplete``), so a measurement can span several sittings.
+command again resumes a replica that was interrupted, even killed (its Snakemake run goes on from
+the jobs it finished, ``--rerun-incomplete``, after removing the lock a killed sitting leaves), so a
+measurement can span several sittings. A sitting holds its folder (``.chaos-sitting.pid``): the same
+command started twice at once stops with one clear error.
 
 ``--merge FILE ...`` runs nothing: it merges whole-config measurements of the same committed
 results taken separately (one replica each, say, run side by side or on other machines, each with
@@ -48,6 +50,7 @@ is theirs, not the whole config's. The perturbations are those of the existing f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -132,6 +135,34 @@ def _cores(value: str) -> int | str:
     return int(value)
 
 
+#: a sitting's claim on its replica folder (:func:`_sitting`)
+SITTING = ".chaos-sitting.pid"
+
+
+@contextlib.contextmanager
+def _sitting(dst: Path):
+    """Holds ``dst`` for this process while a replica runs there: refuses, with one clear error, a
+    folder another live sitting holds (the same ``--keep`` command started twice); a claim left by
+    a sitting that was killed is taken over."""
+    claim = dst / SITTING
+    if claim.is_file():
+        try:
+            pid = int(claim.read_text().strip())
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            pass  # a killed sitting's
+        except PermissionError:  # alive, another user's
+            raise RuntimeError(f"{dst} is in use by process {claim.read_text().strip()} ({claim})") from None
+        else:
+            if pid != os.getpid():
+                raise RuntimeError(f"{dst} is in use by another sitting (process {pid}); if none runs, remove {claim}")
+    claim.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        claim.unlink(missing_ok=True)
+
+
 def replicate(
     root: Path,
     config: str,
@@ -144,7 +175,14 @@ def replicate(
     """The pipeline of ``config`` (a path relative to ``root``, or absolute) run from scratch in a
     copy of ``root`` at ``dst``, initial parameters perturbed, up to ``targets`` (default: every
     output); with ``retrain``, from a copy of the other experiments' results (:func:`copy_results`),
-    retraining only those. Returns the wall seconds."""
+    retraining only those. Returns the wall seconds. In a kept folder where an earlier sitting was
+    interrupted, even killed, it resumes: the jobs that finished are not run again."""
+    dst.mkdir(parents=True, exist_ok=True)
+    with _sitting(dst):
+        return _replicate(root, config, dst, perturb, cores, targets, retrain)
+
+
+def _replicate(root, config, dst, perturb, cores, targets, retrain) -> float:
     copy_project(root, dst)
     if retrain:
         copy_results(root, dst, retrain)
@@ -157,15 +195,19 @@ def replicate(
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("DVC_STAGE", None)
     snakemake = str(Path(sys.executable).parent / "snakemake")
+    configfile = ["--configfile", str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg)]
     t0 = time.perf_counter()
+    if (dst / ".snakemake" / "locks").is_dir() and any((dst / ".snakemake" / "locks").iterdir()):
+        # no other sitting runs here (_sitting): the lock is a killed sitting's, which Snakemake
+        # cannot tell from a live one and would stop on
+        subprocess.run([snakemake, "--unlock", *configfile], cwd=dst, env=env, capture_output=True, check=True)
     proc = subprocess.run(
         [
             snakemake,
             *(targets or []),  # before --configfile, which takes every word that follows
             "--cores",
             str(cores),
-            "--configfile",
-            str(cfg.relative_to(dst) if cfg.is_relative_to(dst) else cfg),
+            *configfile,
             # the copies carry no Snakemake metadata, and an existing summary is not rebuilt for a
             # missing input alone: the retrained experiments' jobs are forced, and what follows them
             *(["--forcerun", *(RUN_DIR.format(experiment=e) for e in retrain)] if retrain else []),

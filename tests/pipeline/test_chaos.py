@@ -240,3 +240,56 @@ def test_a_kept_replica_resumes_where_it_stopped(tmp_path, monkeypatch):
         bench.chaos.replicate(root, "config/config.yaml", dst, "up", 2, ["metrics/train.json"])
     assert len(calls) == 2 and calls[0] == calls[1]
     assert "--rerun-incomplete" in calls[1] and calls[1].index("metrics/train.json") < calls[1].index("--configfile")
+
+
+#: a two-job workflow whose second job, the first time, kills the Snakemake that runs it (as a
+#: session's end or the OOM killer would), leaving a half-written output and Snakemake's lock behind
+KILLED_ONCE = """
+rule all:
+    input: "results/b.txt"
+rule a:
+    output: "results/a.txt"
+    shell: "echo a > {output}"
+rule b:
+    input: "results/a.txt"
+    output: "results/b.txt"
+    shell: "if [ -e killed.once ]; then echo b > {output}; else touch killed.once; echo half > {output}; kill -9 $PPID; sleep 2; fi"
+"""
+
+
+def test_a_killed_replica_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """``bench.chaos --keep DIR`` after a sitting that was killed: the same command again unlocks
+    the folder, keeps the finished job's output (not run again) and redoes the killed one; while a
+    sitting holds the folder, a second one is refused with one clear error."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import bench.chaos
+
+    root, dst = tmp_path / "root", tmp_path / "keep" / "replica_up"
+    (root / "config").mkdir(parents=True)
+    (root / "config/config.yaml").write_text("x: 1\n")
+    (root / "Snakefile").write_text(KILLED_ONCE)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+
+    def sitting():
+        return bench.chaos.replicate(root, "config/config.yaml", dst, "up", 1)
+
+    with pytest.raises(RuntimeError, match="the perturbed run .* failed"):
+        sitting()
+    assert (dst / "results/b.txt").read_text() == "half\n" and any((dst / ".snakemake/locks").iterdir())
+    first = (dst / "results/a.txt").stat().st_mtime_ns
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (dst / bench.chaos.SITTING).write_text(f"{dead.pid}\n")  # the killed sitting's claim
+    sitting()
+    assert (dst / "results/b.txt").read_text() == "b\n"
+    assert (dst / "results/a.txt").stat().st_mtime_ns == first
+    assert not (dst / bench.chaos.SITTING).exists()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        (dst / bench.chaos.SITTING).write_text(f"{live.pid}\n")
+        with pytest.raises(RuntimeError, match=f"in use by another sitting \\(process {live.pid}\\)"):
+            sitting()
+    finally:
+        live.kill()
+        live.wait()
