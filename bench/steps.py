@@ -5,7 +5,9 @@ rounds, so that load from other processes affects them alike. Results are printe
 written to ``benchmarks/bench.json``.
 
 (a) One training step (forward, backward, Adam step; batch 200, float32, 3-D S-curve data) of our
-    RealNVP and our MLP flow against zuko's MAF at an equal parameter count.
+    RealNVP and our MLP flow against zuko's MAF at an equal parameter count; and the paper
+    config's zuko NSF runs of one experiment, each alone against all of them mapped in one step
+    (``ensemble.Mapped``), per run.
 (b) One training step of the 784-D MLP flow (1 and 3 hidden layers), float32, batch 200.
 (c) Component extraction: batched ``covariance.jacobians`` + ``components.extract`` against the
     authors' per-point loop (autograd Jacobian, numpy SVD, scikit-learn ``svd_flip``), on 2,000
@@ -48,6 +50,9 @@ EQUAL_DEPTH_MAF = (4, [1])
 PARAM_MATCH = 0.10
 #: 784-D points per alternation of the two component methods
 CHUNK_784 = 25
+#: (a) the paper config's zuko NSF (config/config.yaml, flows.nsf) and the most runs one of its NSF
+#: experiments trains at once (sphere_nsf_none: five seeds)
+NSF_MAPPED = ({"kind": "zuko_nsf", "transforms": 3, "hidden": [64, 64]}, 5)
 #: goal for the 3-D component extraction speed-up (batched vs the authors' loop)
 GOAL_COMPONENTS_3D = 50.0
 
@@ -112,6 +117,55 @@ def _ensemble_step(spec: dict, data: torch.Tensor, members: int) -> Callable[[],
         loss.tolist()
 
     return step
+
+
+def _mapped_step(spec: dict, data: torch.Tensor, members: int) -> Callable[[], None]:
+    """One step of ``training.train_ensemble`` for zuko flows: ``members`` runs (seeds 0, 1, ...)
+    mapped (``ensemble.Mapped``: zuko's pass under ``torch.func.vmap``)."""
+    from flowtheory.science.ensemble import Mapped
+    from flowtheory.science.training import FlatAdam
+
+    mapped = Mapped([build_flow(spec, data.shape[1], data.dtype, seed=s) for s in range(members)])
+    opt = FlatAdam(mapped.parameters(), LR, members=members)
+    mapped.bind()
+    batches = data.split(BATCH)
+    state = {"i": 0}
+
+    def step() -> None:
+        xb = batches[state["i"] % len(batches)].expand(members, -1, -1)
+        state["i"] += 1
+        loss = mapped.nll(xb)
+        if not bool(torch.isfinite(loss).all()):
+            raise FloatingPointError("benchmark flow diverged")
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        loss.tolist()
+
+    return step
+
+
+def bench_nsf_mapped(steps: int, warmup: int) -> dict:
+    """(a) The zuko NSF runs of one experiment: each alone (``training.step``, FlatAdam), one after
+    the other, against all of them mapped in one step; per run and as a ratio."""
+    x, _ = s_curve(2_000, np.random.default_rng(0))
+    data = torch.as_tensor(x, dtype=torch.float32)
+    spec, members = NSF_MAPPED
+    none = Stabilizer("none", "none")
+    alone = [_our_step(build_flow(spec, 3, torch.float32, seed=s), data, none) for s in range(members)]
+
+    def each_alone() -> None:
+        for one in alone:
+            one()
+
+    ms = _interleaved({"alone": each_alone, "mapped": _mapped_step(spec, data, members)}, steps, warmup)
+    return {
+        "spec": spec,
+        "members": members,
+        "alone_per_run_ms": ms["alone"] / members,
+        "mapped_per_run_ms": ms["mapped"] / members,
+        "ratio_mapped_over_alone": ms["mapped"] / ms["alone"],
+    }
 
 
 def _zuko_step(maf, data: torch.Tensor, flat: bool) -> Callable[[], None]:
@@ -318,6 +372,7 @@ def _run(q: bool, path: Path) -> dict:
         },
         "train_step_3d": bench_steps_3d(steps=60 if q else 200, warmup=10 if q else 20),
         "train_step_784": bench_steps_784(steps=3 if q else 10, warmup=1 if q else 2),
+        "nsf_mapped": bench_nsf_mapped(steps=20 if q else 100, warmup=3 if q else 10),
         "components": bench_components(n3=500 if q else 2_000, n784=20 if q else 200, n784_unvectorized=1 if q else 2),
     }
     results["total_s"] = time.perf_counter() - t_start
@@ -351,6 +406,12 @@ def _print(r: dict) -> None:
     print(
         f"  zuko MAF at our mlp's depth ({eq['transforms']} transforms, hidden {eq['hidden']}, "
         f"{eq['params']} params, not parameter-matched): {eq['ms']:.3f} ms"
+    )
+    nsf = r["nsf_mapped"]
+    print(
+        f"  zuko NSF ({nsf['spec']['transforms']} transforms, hidden {nsf['spec']['hidden']}), {nsf['members']} runs: "
+        f"{nsf['alone_per_run_ms']:.3f} ms per run alone, {nsf['mapped_per_run_ms']:.3f} ms mapped "
+        f"(ensemble.Mapped), mapped/alone {nsf['ratio_mapped_over_alone']:.2f}"
     )
     print(f"\n(b) training step, 784-D MLP flow, float32, batch {BATCH}")
     for name, row in r["train_step_784"].items():

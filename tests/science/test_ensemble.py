@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from flowtheory.science.ensemble import Stacked, stackable
+from flowtheory.science.ensemble import Mapped, Stacked, mappable, stackable
 from flowtheory.science.flows import build_flow
 from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import TrainConfig, train, train_ensemble
+from flowtheory.science.training import TrainConfig, batching, train, train_ensemble
 
 F64 = torch.float64
 #: float64 round-off after a few hundred Adam steps: batched products sum in another order
@@ -21,6 +21,7 @@ SPECS = {
     "linear": {"kind": "linear"},
     "mlp": {"kind": "mlp", "hidden_layers": 2},
     "realnvp": {"kind": "realnvp", "couplings": 3, "hidden": [16, 16]},
+    "nsf": {"kind": "zuko_nsf", "transforms": 2, "hidden": [16, 16]},  # mapped (ensemble.Mapped), not stacked
 }
 STABS = {
     "none": [Stabilizer("none", "none")] * 3,
@@ -49,8 +50,10 @@ def _data(d: int = 3, n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.
 @pytest.mark.parametrize("flow", list(SPECS))
 @pytest.mark.parametrize("kind", list(STABS))
 def test_each_member_equals_training_it_alone(flow, kind):
-    if kind in ("weight", "mixed") and flow == "realnvp":
+    if kind in ("weight", "mixed") and flow in ("realnvp", "nsf"):
         pytest.skip("the config refuses the weight penalty for couplings (no square weight matrices)")
+    if kind == "jacobian" and flow == "nsf":
+        pytest.skip("zuko's runs with a Jacobian penalty are not batched (training.batching): they train alone")
     x, xv = _data()
     stabs = STABS[kind]
     seeds = [0, 1, 0] if kind != "none" else [0, 1, 2]
@@ -76,7 +79,7 @@ def test_each_member_equals_training_it_alone(flow, kind):
 
 def test_stacked_pass_matches_each_flow_with_its_jacobian():
     """The batched pass against each member's own: outputs, log-dets and Jacobians."""
-    for spec in SPECS.values():
+    for spec in (s for s in SPECS.values() if not s["kind"].startswith("zuko")):  # zuko's: Mapped, below
         flows = [build_flow(spec, 3, F64, seed=s) for s in range(3)]
         with torch.no_grad():  # move off the identity start
             for f in flows:
@@ -120,6 +123,33 @@ def test_one_diverging_member_stops_alone_and_the_others_train_on():
         for (name, p), (_, p0) in zip(f.state_dict().items(), f0.state_dict().items(), strict=True):
             assert torch.isfinite(p).all(), name
             torch.testing.assert_close(p, p0, rtol=RTOL, atol=1e-12, msg=name)
+
+
+def test_zuko_runs_are_mapped_only_where_the_loss_is_the_nll():
+    """training.batching: zuko flows of one architecture with none or noise batch as Mapped; a
+    run alone, a Jacobian or weight penalty, or another architecture train one at a time."""
+    nsf = [build_flow(SPECS["nsf"], 3, F64, seed=s) for s in (0, 1)]
+    other = build_flow({"kind": "zuko_nsf", "transforms": 3, "hidden": [16, 16]}, 3, F64, seed=0)
+    none, noise = Stabilizer("none", "none"), Stabilizer("n", "noise", 0.01)
+    assert batching(nsf, [none, noise]) == "mapped" and mappable(nsf)
+    assert batching(nsf[:1], [noise]) == "single"
+    assert batching(nsf, [Stabilizer("j", "jacobian", 0.01)] * 2) is None
+    assert batching(nsf, [none, Stabilizer("w", "weight", 0.1)]) is None
+    assert batching([nsf[0], other], [none, none]) is None and not mappable([nsf[0], other])
+    assert not mappable([build_flow(SPECS["mlp"], 3, F64, seed=0)] * 2)
+    with pytest.raises(ValueError, match="cannot be mapped"):
+        Mapped([nsf[0], other])
+
+
+def test_mapped_pass_matches_each_flow():
+    """One mapped pass of E zuko flows gives each member's own forward pass."""
+    flows = [build_flow(SPECS["nsf"], 3, F64, seed=s) for s in range(3)]
+    x = torch.randn(3, 50, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    y, ladj = Mapped(flows)(x)
+    for e, f in enumerate(flows):
+        y0, ladj0 = f(x[e])
+        torch.testing.assert_close(y[e], y0, rtol=RTOL, atol=1e-12)
+        torch.testing.assert_close(ladj[e], ladj0, rtol=RTOL, atol=1e-12)
 
 
 def test_stackable_refuses_mixed_architectures():

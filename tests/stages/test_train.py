@@ -175,3 +175,25 @@ def test_the_switch_perturbs_a_run_and_nothing_else(good_data, tmp_path, monkeyp
     assert {k: v for k, v in moved.items() if not isinstance(v, float)} == {
         k: v for k, v in plain.items() if not isinstance(v, float)
     }
+
+
+def test_an_experiments_zuko_runs_train_mapped_as_alone(good_data, tmp_path):
+    """run_many: the zuko NSF runs of one experiment without a penalty term (none, noise) train as one
+    mapped ensemble (training.batching), each with the metrics it has trained alone, to float64
+    round-off."""
+    nsf = {"kind": "zuko_nsf", "transforms": 2, "hidden": [8, 8]}
+    stabs = [("none", {"kind": "none"}), ("noise_1e-2", {"kind": "noise", "lam": 0.01})]
+    runs = []
+    for name, stab in stabs:
+        out = tmp_path / name
+        out.mkdir()
+        spec = _run_spec(stabilizer=name, stab=stab, flow=nsf, epochs=3)
+        runs.append({"spec": spec, **dict(zip(("model", "history", "metrics"), _outputs(out), strict=True))})
+    lines = []
+    together = train_stage.run_many(runs, str(good_data), lines.append)
+    assert sum("batched with 1 other run(s)" in line for line in lines) == 2
+    alone = train_stage.run_many(runs, str(good_data), _quiet, batched=False)
+    for m, m0 in zip(together, alone, strict=True):
+        assert m["status"] == m0["status"] and m["steps"] == m0["steps"]
+        for key in ("final_train_nll", "final_valid_nll", "smax_last", "objective_final"):
+            assert m[key] == pytest.approx(m0[key], rel=1e-9), key

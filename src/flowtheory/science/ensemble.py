@@ -13,7 +13,9 @@ results equal those of training each member alone up to float round-off: the bat
 in another order than the single ones (``tests/science/test_ensemble.py``).
 
 Stackable flows are those of affine and element-wise layers (the ``linear`` and ``mlp`` kinds
-without batch norm, logit or PReLU) and RealNVP (affine couplings and permutations).
+without batch norm, logit or PReLU) and RealNVP (affine couplings and permutations). zuko's flows,
+whose layers are not ours, batch another way (:class:`Mapped`): ``torch.func.vmap`` maps zuko's own
+forward pass over the members' stacked parameters, so its code runs unchanged.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from flowtheory.science.flows import (
     Elementwise,
     Flow,
     Permutation,
+    ZukoFlow,
     gaussian_nll,
 )
 
-__all__ = ["Stacked", "stackable"]
+__all__ = ["Mapped", "Stacked", "mappable", "stackable"]
 
 
 def _layer_ok(layer: nn.Module) -> bool:
@@ -52,6 +55,30 @@ def stackable(flows: list[Flow]) -> bool:
         for f in flows
     ]
     return all(s == shapes[0] for s in shapes) and all(k == kinds[0] for k in kinds)
+
+
+def mappable(flows: list[Flow]) -> bool:
+    """True when ``flows`` are zuko flows of one architecture, which :class:`Mapped` batches."""
+    first = flows[0]
+    if not all(isinstance(f, ZukoFlow) and type(f.flow) is type(first.flow) for f in flows):
+        return False
+    shapes = [[(k, tuple(v.shape), v.dtype) for k, v in f.state_dict().items()] for f in flows]
+    return all(s == shapes[0] for s in shapes)
+
+
+def _stack(flows: list[Flow], names: list[str]) -> nn.ParameterList:
+    """The members' parameters ``names``, each stacked along a new leading axis (copies)."""
+    return nn.ParameterList(
+        nn.Parameter(torch.stack([dict(f.named_parameters())[n].detach() for f in flows])) for n in names
+    )
+
+
+def _bind(flows: list[Flow], names: list[str], stack: nn.ParameterList) -> None:
+    """Makes every member parameter a view of its slice of the stacked parameter."""
+    for e, f in enumerate(flows):
+        params = dict(f.named_parameters())
+        for n, p in zip(names, stack, strict=True):
+            params[n].data = p.data[e]
 
 
 class Stacked(nn.Module):
@@ -78,9 +105,7 @@ class Stacked(nn.Module):
         self.E = len(flows)
         names = [n for n, _ in flows[0].named_parameters()]
         self.names = names
-        self.stack = nn.ParameterList(
-            nn.Parameter(torch.stack([dict(f.named_parameters())[n].detach() for f in flows])) for n in names
-        )
+        self.stack = _stack(flows, names)
         template = copy.deepcopy(flows[0])
         for name, p in zip(names, self.stack, strict=True):
             owner, attr = name.rsplit(".", 1)
@@ -97,10 +122,7 @@ class Stacked(nn.Module):
 
     def bind(self) -> None:
         """Makes every member parameter a view of its slice of the stacked parameter."""
-        for e, f in enumerate(self.members):
-            params = dict(f.named_parameters())
-            for n, p in zip(self.names, self.stack, strict=True):
-                params[n].data = p.data[e]
+        _bind(self.members, self.names, self.stack)
 
     def train(self, mode: bool = True) -> Stacked:
         super().train(mode)
@@ -125,6 +147,47 @@ class Stacked(nn.Module):
         if not terms:  # as Flow.weight_matrices: couplings have none, so the penalty is 0
             return self.stack[0].new_zeros(self.E)
         return sum(terms[1:], terms[0])
+
+
+class Mapped(nn.Module):
+    """E zuko flows of one architecture (:func:`mappable`) with their parameters stacked (leading
+    axis E), their pass zuko's own: ``torch.func.functional_call`` of a parameterless copy of the
+    first member with one member's parameters and buffers, mapped over the members by
+    ``torch.func.vmap``. The per-operation overhead that bounds a small flow's step (zuko's spline
+    layers are many small operations) is paid once for all members (``python -m bench.steps``).
+    Call :meth:`bind` after the optimizer has placed the stacked parameters, as for :class:`Stacked`.
+    """
+
+    def __init__(self, flows: list[Flow]) -> None:
+        super().__init__()
+        if not mappable(flows):
+            raise ValueError("these flows cannot be mapped (not zuko flows of one architecture)")
+        self.members = flows
+        self.d = flows[0].d
+        self.E = len(flows)
+        self.names = [n for n, _ in flows[0].named_parameters()]
+        self.stack = _stack(flows, self.names)
+        self.buffer_stack = {
+            n: torch.stack([dict(f.named_buffers())[n] for f in flows]) for n, _ in flows[0].named_buffers()
+        }
+        self._template = [copy.deepcopy(flows[0]).to("meta")]  # the pass only: parameters come per call
+
+    def bind(self) -> None:
+        """Makes every member parameter a view of its slice of the stacked parameter."""
+        _bind(self.members, self.names, self.stack)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The normalizing maps of all members: x (E, n, d) -> (y (E, n, d), log|det J_f| (E, n))."""
+        template = self._template[0]
+
+        def one(params: dict, buffers: dict, xe: Tensor) -> tuple[Tensor, Tensor]:
+            return torch.func.functional_call(template, (params, buffers), (xe,))
+
+        return torch.func.vmap(one)(dict(zip(self.names, self.stack, strict=True)), self.buffer_stack, x)
+
+    def nll(self, x: Tensor) -> Tensor:
+        """The mean NLL of every member's batch: x (E, n, d) -> (E,)."""
+        return gaussian_nll(*self(x))
 
 
 #: mean NLL per member: y (E, n, d), ladj (E, n) -> (E,)

@@ -24,6 +24,7 @@ __all__ = [
     "FlatAdam",
     "TrainConfig",
     "TrainResult",
+    "batching",
     "diagnostics",
     "evaluate_nll",
     "linear_moments",
@@ -269,13 +270,16 @@ def _finite_params(flow: Flow) -> bool:
 class _Members:
     """The members of one training loop, batched: E runs behind one interface. A run alone is an
     ensemble of one. :class:`_StackedMembers` batches stackable flows (every product over the
-    members at once, :class:`~flowtheory.science.ensemble.Stacked`); :class:`_SingleMember` holds
+    members at once, :class:`~flowtheory.science.ensemble.Stacked`), :class:`_MappedMembers` zuko's
+    (:class:`~flowtheory.science.ensemble.Mapped`); :class:`_SingleMember` holds
     one flow of any family (zuko's, batch norm, a Hutchinson penalty) and calls its own layers.
     Both give the loop the same four things: parameters, the minibatch loss per member, the
     evaluation (validation NLL and the monitored objective per member) and the diagnostics."""
 
     E: int
     flows: list[Flow]
+    #: parameters stacked along a leading member axis (a stopped member's slice is restored)
+    stacked: bool = False
 
     def parameters(self):  # pragma: no cover - interface
         raise NotImplementedError
@@ -291,6 +295,8 @@ class _Members:
 
 
 class _StackedMembers(_Members):
+    stacked = True
+
     def __init__(self, flows: list[Flow], stabs: list[Stabilizer]) -> None:
         from flowtheory.science.ensemble import Stacked
 
@@ -330,6 +336,36 @@ class _StackedMembers(_Members):
         return _stacked_diagnostics(self.stacked, probe)
 
 
+class _MappedMembers(_Members):
+    """zuko flows without a penalty term (none, noise), batched by
+    :class:`~flowtheory.science.ensemble.Mapped`; diagnostics per member (once an epoch)."""
+
+    stacked = True
+
+    def __init__(self, flows: list[Flow], stabs: list[Stabilizer]) -> None:
+        from flowtheory.science.ensemble import Mapped
+
+        self.flows, self.stabs, self.E = flows, stabs, len(flows)
+        self.mapped = Mapped(flows)
+
+    def parameters(self):
+        return self.mapped.parameters()
+
+    def bind(self) -> None:
+        self.mapped.bind()
+
+    def loss(self, xb, gens):
+        return self.mapped.nll(xb), None
+
+    @torch.no_grad()
+    def evaluate(self, x, x_eval):
+        return _stacked_nll(self.mapped, x), self.mapped.nll(x_eval).tolist()
+
+    @torch.no_grad()
+    def diagnostics(self, probe):
+        return [diagnostics(f, probe) for f in self.flows]
+
+
 class _SingleMember(_Members):
     def __init__(self, flow: Flow, stab: Stabilizer) -> None:
         self.flows, self.stab, self.E = [flow], stab, 1
@@ -360,15 +396,31 @@ class _SingleMember(_Members):
         return [diagnostics(self.flows[0], probe)]
 
 
-def _members(flows: list[Flow], stabs: list[Stabilizer]) -> _Members:
-    """The batched form when the flows stack and their stabilizers share one ensemble family, else
-    one member (a run that cannot be batched trains alone, through the same loop)."""
-    from flowtheory.science.ensemble import stackable
+def batching(flows: list[Flow], stabs: list[Stabilizer]) -> str | None:
+    """How :func:`train_ensemble` batches these runs: ``"stacked"`` (our flows that stack, their
+    stabilizers of one ensemble family), ``"mapped"`` (two or more zuko flows of one architecture
+    without a penalty term: none or noise), ``"single"`` (one run that does neither), or None (they
+    cannot train together: train them one at a time)."""
+    from flowtheory.science.ensemble import mappable, stackable
 
     family = ensemble_family(stabs[0], flows[0].d)
-    if family is not None and all(ensemble_family(s, flows[0].d) == family for s in stabs) and stackable(flows):
+    if family is not None and all(ensemble_family(s, flows[0].d) == family for s in stabs):
+        if stackable(flows):
+            return "stacked"
+        if len(flows) > 1 and all(s.kind in ("none", "noise") for s in stabs) and mappable(flows):
+            return "mapped"
+    return "single" if len(flows) == 1 else None
+
+
+def _members(flows: list[Flow], stabs: list[Stabilizer]) -> _Members:
+    """The batched form (:func:`batching`), else one member (a run that cannot be batched trains
+    alone, through the same loop)."""
+    how = batching(flows, stabs)
+    if how == "stacked":
         return _StackedMembers(flows, stabs)
-    if len(flows) == 1:
+    if how == "mapped":
+        return _MappedMembers(flows, stabs)
+    if how == "single":
         return _SingleMember(flows[0], stabs[0])
     raise ValueError(
         "train_ensemble: these runs cannot be batched (different or unsupported architectures, or "
@@ -754,7 +806,7 @@ def ensemble_family(stab: Stabilizer, d: int) -> bool | None:
 
 def _member_values(members: _Members, tensors, e: int) -> list[Tensor]:
     """Member ``e``'s values of the (stacked or single) parameters ``tensors``, copied."""
-    return [t.detach()[e].clone() if isinstance(members, _StackedMembers) else t.detach().clone() for t in tensors]
+    return [t.detach()[e].clone() if members.stacked else t.detach().clone() for t in tensors]
 
 
 def _stop(members: _Members, frozen: dict[int, list[Tensor]], e: int, source) -> None:
@@ -769,7 +821,7 @@ def _restore(members: _Members, frozen: dict[int, list[Tensor]]) -> None:
     """Writes the stopped members' values into their slices. Through ``.data``, as loading a member's
     state dict does: a member that diverges between a forward pass and its backward keeps the graph
     valid (its own gradient is not used)."""
-    stacked = isinstance(members, _StackedMembers)
+    stacked = members.stacked
     for e, values in frozen.items():
         for p, v in zip(members.parameters(), values, strict=True):
             if stacked:

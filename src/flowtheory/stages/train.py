@@ -15,10 +15,9 @@ from torch import Tensor
 
 from flowtheory.pipeline import storage
 from flowtheory.pipeline.config import RunSpec
-from flowtheory.science.ensemble import stackable
 from flowtheory.science.flows import Flow, build_flow, count_parameters
 from flowtheory.science.stabilizers import Stabilizer
-from flowtheory.science.training import TrainConfig, TrainResult, ensemble_family, train_ensemble, trend
+from flowtheory.science.training import TrainConfig, TrainResult, batching, ensemble_family, train_ensemble, trend
 
 __all__ = ["PERTURB_INIT", "TREND_FRACTION", "perturb_init", "perturb_ulps", "run", "run_many"]
 
@@ -128,7 +127,8 @@ def run_many(runs: list[dict], data_path: str, log: Callable[[str], None] = prin
     ``metrics``) and writes each one's checkpoint, history and metrics.
 
     Runs of one :func:`~flowtheory.science.training.ensemble_family` (exact Jacobian penalties; or
-    none, weight and noise) whose flows can be stacked train together as one batched ensemble
+    none, weight and noise) whose flows can be batched (:func:`~flowtheory.science.training.batching`:
+    stacked, or zuko's mapped) train together as one ensemble
     (:func:`flowtheory.science.training.train_ensemble`, ``batched``); the others one at a time.
     Either way a run's result equals training it alone up to float round-off."""
     for r in runs:  # every run's settings are checked before any data are read
@@ -142,7 +142,7 @@ def run_many(runs: list[dict], data_path: str, log: Callable[[str], None] = prin
     metrics: dict[int, dict] = {}
     for group in groups.values():
         x_train, x_valid = _tensors(data, group[0])
-        if len(group) > 1 and not stackable([r.flow for r in group]):
+        if batching([r.flow for r in group], [r.stab for r in group]) is None:
             parts = [[r] for r in group]  # flows that cannot be batched: an ensemble of one each
         else:
             parts = [group]
