@@ -93,48 +93,24 @@ def _our_step(flow, data: torch.Tensor, stab: Stabilizer) -> Callable[[], None]:
     return one
 
 
-def _ensemble_step(spec: dict, data: torch.Tensor, members: int) -> Callable[[], None]:
-    """One step of ``training.train_ensemble``: ``members`` runs (seeds 0, 1, ...) stacked."""
-    from flowtheory.science.ensemble import Stacked, nll
+def _ensemble_step(spec: dict, data: torch.Tensor, members: int, mapped: bool = False) -> Callable[[], None]:
+    """One step of ``training.train_ensemble``: ``members`` runs (seeds 0, 1, ...) stacked
+    (``ensemble.Stacked``), or for zuko flows mapped (``ensemble.Mapped``: zuko's pass under
+    ``torch.func.vmap``), with the loop's per-member Adam."""
+    from flowtheory.science.ensemble import Mapped, Stacked
     from flowtheory.science.training import FlatAdam
 
-    stacked = Stacked([build_flow(spec, data.shape[1], data.dtype, seed=s) for s in range(members)])
-    opt = FlatAdam(stacked.parameters(), LR)
-    stacked.bind()
+    flows = [build_flow(spec, data.shape[1], data.dtype, seed=s) for s in range(members)]
+    batched = Mapped(flows) if mapped else Stacked(flows)
+    opt = FlatAdam(batched.parameters(), LR, members=members)
+    batched.bind()
     batches = data.split(BATCH)
     state = {"i": 0}
 
     def step() -> None:
         xb = batches[state["i"] % len(batches)].expand(members, -1, -1)
         state["i"] += 1
-        y, ladj = stacked(xb)
-        loss = nll(y, ladj)
-        if not bool(torch.isfinite(loss).all()):
-            raise FloatingPointError("benchmark flow diverged")
-        opt.zero_grad()
-        loss.sum().backward()
-        opt.step()
-        loss.tolist()
-
-    return step
-
-
-def _mapped_step(spec: dict, data: torch.Tensor, members: int) -> Callable[[], None]:
-    """One step of ``training.train_ensemble`` for zuko flows: ``members`` runs (seeds 0, 1, ...)
-    mapped (``ensemble.Mapped``: zuko's pass under ``torch.func.vmap``)."""
-    from flowtheory.science.ensemble import Mapped
-    from flowtheory.science.training import FlatAdam
-
-    mapped = Mapped([build_flow(spec, data.shape[1], data.dtype, seed=s) for s in range(members)])
-    opt = FlatAdam(mapped.parameters(), LR, members=members)
-    mapped.bind()
-    batches = data.split(BATCH)
-    state = {"i": 0}
-
-    def step() -> None:
-        xb = batches[state["i"] % len(batches)].expand(members, -1, -1)
-        state["i"] += 1
-        loss = mapped.nll(xb)
+        loss = batched.nll(xb)
         if not bool(torch.isfinite(loss).all()):
             raise FloatingPointError("benchmark flow diverged")
         opt.zero_grad()
@@ -158,7 +134,7 @@ def bench_nsf_mapped(steps: int, warmup: int) -> dict:
         for one in alone:
             one()
 
-    ms = _interleaved({"alone": each_alone, "mapped": _mapped_step(spec, data, members)}, steps, warmup)
+    ms = _interleaved({"alone": each_alone, "mapped": _ensemble_step(spec, data, members, mapped=True)}, steps, warmup)
     return {
         "spec": spec,
         "members": members,
