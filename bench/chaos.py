@@ -146,13 +146,14 @@ def _sitting(dst: Path):
     a sitting that was killed is taken over."""
     claim = dst / SITTING
     if claim.is_file():
+        text = claim.read_text().strip()
         try:
-            pid = int(claim.read_text().strip())
+            pid = int(text)
             os.kill(pid, 0)
         except (ValueError, ProcessLookupError):
             pass  # a killed sitting's
         except PermissionError:  # alive, another user's
-            raise RuntimeError(f"{dst} is in use by process {claim.read_text().strip()} ({claim})") from None
+            raise RuntimeError(f"{dst} is in use by process {text} ({claim})") from None
         else:
             if pid != os.getpid():
                 raise RuntimeError(f"{dst} is in use by another sitting (process {pid}); if none runs, remove {claim}")
