@@ -81,3 +81,67 @@ def test_scatter_draws_clipped_points_on_the_edge_and_names_them():
     offsets = np.concatenate([c.get_offsets() for c in ax.collections])
     assert offsets[:, 1].max() == 1.0
     plt.close(fig)
+
+
+def test_the_theme_is_what_seaborn_sets():
+    """figstyle.THEME and COLOR_CODES stand in for ``seaborn.set_theme(**STYLE)`` in the figure jobs:
+    every rcParam seaborn changes is in THEME with seaborn's value (equal, not close), and nothing
+    else, bar the colormap that exists only after seaborn's import (THEME_OMITS); the colour codes
+    are seaborn's."""
+    theirs, codes = fs.seaborn_theme()
+    assert set(theirs) - set(fs.THEME_OMITS) == set(fs.THEME)
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(fs.THEME)
+        ours = {k: matplotlib.rcParams[k] for k in fs.THEME}
+    assert ours == {k: theirs[k] for k in fs.THEME}
+    assert {k: type(v) for k, v in ours.items()} == {k: type(theirs[k]) for k in fs.THEME}
+    assert codes == fs.COLOR_CODES
+    assert fs.seaborn_theme({**fs.STYLE, "font_scale": 1.0})[0] != theirs, "the comparison can fail"
+
+
+_DRAW = """
+import hashlib, io, sys, matplotlib
+matplotlib.use("Agg")
+from flowtheory.stages import figstyle as fs
+if sys.argv[1] == "seaborn":
+    import seaborn as sns
+    sns.set_theme(**fs.STYLE)
+else:
+    fs.apply_theme()
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(4, 3))
+ax.plot([0, 1, 2], [0, 1, 0.5], "k-", label="k")
+ax.plot([0, 1, 2], [1, 0, 0.2], label="cycle")
+ax.table(cellText=[["a", "1.3"], ["b", "2.5"]], colLabels=["x", "y"], loc="lower right")
+ax.legend(title="t")
+ax.set_title("title")
+buf = io.BytesIO()
+fig.savefig(buf, format="png", dpi=80)
+print(hashlib.sha256(buf.getvalue()).hexdigest())
+"""
+
+
+def test_a_figure_drawn_with_the_theme_is_seaborns_to_the_byte():
+    """One figure with lines in a colour code and the cycle, a table, a legend and a title, drawn
+    in two fresh processes: under seaborn's set_theme and under apply_theme. Same PNG bytes."""
+    import subprocess
+    import sys
+
+    digests = [
+        subprocess.run([sys.executable, "-c", _DRAW, how], capture_output=True, text=True, check=True).stdout
+        for how in ("seaborn", "ours")
+    ]
+    assert digests[0] == digests[1]
+
+
+def test_a_figure_job_does_not_import_seaborn():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from flowtheory.stages import figures; figures._setup(); "
+        "import matplotlib; assert matplotlib.rcParams['axes.grid']; print('seaborn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

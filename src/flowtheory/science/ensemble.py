@@ -44,17 +44,22 @@ def _layer_ok(layer: nn.Module) -> bool:
     return isinstance(layer, (Affine, Coupling, Permutation))
 
 
+def _same_shapes(flows: list[Flow]) -> bool:
+    """True when every member has the first one's parameter and buffer names, shapes and dtypes."""
+    shapes = [[(k, tuple(v.shape), v.dtype) for k, v in f.state_dict().items()] for f in flows]
+    return all(s == shapes[0] for s in shapes)
+
+
 def stackable(flows: list[Flow]) -> bool:
     """True when ``flows`` share one architecture that :class:`Stacked` can batch."""
     first = flows[0]
     if type(first) is not Flow or not all(_layer_ok(layer) for layer in first.layers):
         return False
-    shapes = [[(k, tuple(v.shape), v.dtype) for k, v in f.state_dict().items()] for f in flows]
     kinds = [
         [(type(layer), getattr(layer, "kind", None), getattr(layer, "logdet", None)) for layer in f.layers]
         for f in flows
     ]
-    return all(s == shapes[0] for s in shapes) and all(k == kinds[0] for k in kinds)
+    return _same_shapes(flows) and all(k == kinds[0] for k in kinds)
 
 
 def mappable(flows: list[Flow]) -> bool:
@@ -62,26 +67,36 @@ def mappable(flows: list[Flow]) -> bool:
     first = flows[0]
     if not all(isinstance(f, ZukoFlow) and type(f.flow) is type(first.flow) for f in flows):
         return False
-    shapes = [[(k, tuple(v.shape), v.dtype) for k, v in f.state_dict().items()] for f in flows]
-    return all(s == shapes[0] for s in shapes)
+    return _same_shapes(flows)
 
 
-def _stack(flows: list[Flow], names: list[str]) -> nn.ParameterList:
-    """The members' parameters ``names``, each stacked along a new leading axis (copies)."""
-    return nn.ParameterList(
-        nn.Parameter(torch.stack([dict(f.named_parameters())[n].detach() for f in flows])) for n in names
-    )
+class _Batched(nn.Module):
+    """What :class:`Stacked` and :class:`Mapped` share: the members, their parameters stacked along
+    a leading axis E (copies, in the first member's order) and :meth:`bind`."""
+
+    def __init__(self, flows: list[Flow], ok: bool, why: str) -> None:
+        super().__init__()
+        if not ok:
+            raise ValueError(why)
+        self.members = flows
+        self.d = flows[0].d
+        self.E = len(flows)
+        self.names = [n for n, _ in flows[0].named_parameters()]
+        self.stack = nn.ParameterList(
+            nn.Parameter(torch.stack([dict(f.named_parameters())[n].detach() for f in flows])) for n in self.names
+        )
+
+    def bind(self) -> None:
+        """Makes every member parameter a view of its slice of the stacked parameter. Call it after
+        the optimizer has placed the stacked parameters (``FlatAdam`` moves them into its flat
+        buffer)."""
+        for e, f in enumerate(self.members):
+            params = dict(f.named_parameters())
+            for n, p in zip(self.names, self.stack, strict=True):
+                params[n].data = p.data[e]
 
 
-def _bind(flows: list[Flow], names: list[str], stack: nn.ParameterList) -> None:
-    """Makes every member parameter a view of its slice of the stacked parameter."""
-    for e, f in enumerate(flows):
-        params = dict(f.named_parameters())
-        for n, p in zip(names, stack, strict=True):
-            params[n].data = p.data[e]
-
-
-class Stacked(nn.Module):
+class Stacked(_Batched):
     """E flows of one architecture with their parameters stacked (leading axis E).
 
     The batched pass is the flow's own: a copy of the first member (the template) whose parameters
@@ -92,22 +107,15 @@ class Stacked(nn.Module):
     Arguments:
         flows: the member flows (:func:`stackable`); their parameters are copied into the stack.
 
-    Call :meth:`bind` after the optimizer has placed the stacked parameters (``FlatAdam`` moves
-    them into its flat buffer): it makes each member's parameters views of its slice.
+    Call :meth:`bind` after the optimizer has placed the stacked parameters.
     """
 
     def __init__(self, flows: list[Flow]) -> None:
-        super().__init__()
-        if not stackable(flows):
-            raise ValueError("these flows cannot be stacked (different or unsupported architectures)")
-        self.members = flows
-        self.d = flows[0].d
-        self.E = len(flows)
-        names = [n for n, _ in flows[0].named_parameters()]
-        self.names = names
-        self.stack = _stack(flows, names)
+        super().__init__(
+            flows, stackable(flows), "these flows cannot be stacked (different or unsupported architectures)"
+        )
         template = copy.deepcopy(flows[0])
-        for name, p in zip(names, self.stack, strict=True):
+        for name, p in zip(self.names, self.stack, strict=True):
             owner, attr = name.rsplit(".", 1)
             setattr(template.get_submodule(owner), attr, p)
         for i, layer in enumerate(template.layers):
@@ -119,10 +127,6 @@ class Stacked(nn.Module):
     @property
     def template(self) -> Flow:
         return self._template[0]
-
-    def bind(self) -> None:
-        """Makes every member parameter a view of its slice of the stacked parameter."""
-        _bind(self.members, self.names, self.stack)
 
     def train(self, mode: bool = True) -> Stacked:
         super().train(mode)
@@ -149,7 +153,7 @@ class Stacked(nn.Module):
         return sum(terms[1:], terms[0])
 
 
-class Mapped(nn.Module):
+class Mapped(_Batched):
     """E zuko flows of one architecture (:func:`mappable`) with their parameters stacked (leading
     axis E), their pass zuko's own: ``torch.func.functional_call`` of a parameterless copy of the
     first member with one member's parameters and buffers, mapped over the members by
@@ -159,22 +163,11 @@ class Mapped(nn.Module):
     """
 
     def __init__(self, flows: list[Flow]) -> None:
-        super().__init__()
-        if not mappable(flows):
-            raise ValueError("these flows cannot be mapped (not zuko flows of one architecture)")
-        self.members = flows
-        self.d = flows[0].d
-        self.E = len(flows)
-        self.names = [n for n, _ in flows[0].named_parameters()]
-        self.stack = _stack(flows, self.names)
+        super().__init__(flows, mappable(flows), "these flows cannot be mapped (not zuko flows of one architecture)")
         self.buffer_stack = {
             n: torch.stack([dict(f.named_buffers())[n] for f in flows]) for n, _ in flows[0].named_buffers()
         }
         self._template = [copy.deepcopy(flows[0]).to("meta")]  # the pass only: parameters come per call
-
-    def bind(self) -> None:
-        """Makes every member parameter a view of its slice of the stacked parameter."""
-        _bind(self.members, self.names, self.stack)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The normalizing maps of all members: x (E, n, d) -> (y (E, n, d), log|det J_f| (E, n))."""

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowtheory.science.covariance import knn_local_cov
-
 __all__ = [
     "cov_tangent_angle_deg",
     "flow_tangent",
@@ -97,6 +95,8 @@ def cov_tangent_angle_deg(C, tangent) -> np.ndarray:
 def knn_tangent_angle_deg(reference: np.ndarray, points: np.ndarray, tangent, k_neighbours: int) -> np.ndarray:
     """The same angle for the ``k_neighbours``-nearest-neighbour covariance (``covariance.knn_local_cov``)
     of ``reference`` around each of ``points``: the baseline the flow is compared with."""
+    from flowtheory.science.covariance import knn_local_cov  # torch: not for the claims job's sweep_slopes
+
     return cov_tangent_angle_deg(knn_local_cov(reference, points, k_neighbours), tangent)
 
 

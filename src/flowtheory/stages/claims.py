@@ -1222,19 +1222,20 @@ def _undecided_cause(results: list) -> str:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
-    """Spearman's rank correlation and its two-sided p value (scipy's where it is installed; else
-    average ranks and the t approximation with a normal tail)."""
+    """Spearman's rank correlation and its two-sided p value: scipy.stats.spearmanr's own
+    arithmetic (average ranks, their Pearson correlation, Student's t with n - 2 degrees of freedom
+    through ``scipy.special.stdtr``), equal to it to the bit (``tests/stages/test_claims.py``)
+    without importing scipy.stats (0.8 s on the claims job, which every figure waits for)."""
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None, None
-    try:
-        from scipy.stats import spearmanr
-    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
-        rx, ry = _ranks(x), _ranks(y)
-        rho = float(np.corrcoef(rx, ry)[0, 1])
-        t = rho * math.sqrt((len(x) - 2) / max(1e-300, 1 - rho**2))
-        return rho, float(math.erfc(abs(t) / math.sqrt(2)))
-    res = spearmanr(x, y)
-    return float(res.statistic), float(res.pvalue)
+    from scipy.special import stdtr
+
+    rs = np.corrcoef(np.column_stack([_ranks(x), _ranks(y)]), rowvar=False)
+    dof = len(x) - 2
+    with np.errstate(divide="ignore"):
+        t = rs * np.sqrt((dof / ((rs + 1.0) * (1.0 - rs))).clip(0))
+    prob = 2 * stdtr(dof, -np.abs(t))
+    return float(rs[1, 0]), float(prob[1, 0])
 
 
 def _ranks(a: np.ndarray) -> np.ndarray:

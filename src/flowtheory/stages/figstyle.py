@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+from cycler import cycler
 
 __all__ = [
     "CLIPPED_LABEL",
@@ -43,6 +44,10 @@ __all__ = [
     "WIDE",
     "CHECK_DIRECTIONS",
     "SCORECARD",
+    "STYLE",
+    "THEME",
+    "THEME_OMITS",
+    "COLOR_CODES",
     "clip",
     "color",
     "direction",
@@ -59,6 +64,9 @@ __all__ = [
     "ref_line",
     "robust_limits",
     "scatter",
+    "seaborn_theme",
+    "apply_theme",
+    "print_theme",
     "threshold_label",
     "vline",
 ]
@@ -72,6 +80,137 @@ MAIN = (15.0, 9.0)
 WIDE = (15.0, 5.2)
 GALLERY = (18.0, 12.0)
 SCORECARD = (18.0, 11.0)
+
+#: the figures' seaborn theme: ``seaborn.set_theme(**STYLE)``
+STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 0.9}
+
+#: what ``seaborn.set_theme(**STYLE)`` sets, as matplotlib rcParams that differ from matplotlib's
+#: defaults (seaborn 0.13.2), applied by :func:`apply_theme`. A figure job applies these instead of
+#: importing seaborn, which took 0.5-0.9 s of every figure job (it imports scipy.stats), 58 of them
+#: in the paper run (docs/measurements.md#figure-jobs). Written by :func:`print_theme`;
+#: ``tests/stages/test_figstyle.py`` checks that it equals what seaborn sets, so a change of
+#: :data:`STYLE` or of seaborn fails there. One key is left out (:data:`THEME_OMITS`): seaborn's
+#: default colormap ``image.cmap`` = ``rocket`` exists only once seaborn is imported, and every
+#: figure names its own colormap.
+THEME: dict = {
+    "axes.axisbelow": True,
+    "axes.edgecolor": ".8",
+    "axes.grid": True,
+    "axes.labelcolor": ".15",
+    "axes.labelsize": 8.640000000000002,
+    "axes.linewidth": 1.0,
+    "axes.prop_cycle": cycler(
+        color=[
+            (0.2980392156862745, 0.4470588235294118, 0.6901960784313725),
+            (0.8666666666666667, 0.5176470588235295, 0.3215686274509804),
+            (0.3333333333333333, 0.6588235294117647, 0.40784313725490196),
+            (0.7686274509803922, 0.3058823529411765, 0.3215686274509804),
+            (0.5058823529411764, 0.4470588235294118, 0.7019607843137254),
+            (0.5764705882352941, 0.47058823529411764, 0.3764705882352941),
+            (0.8549019607843137, 0.5450980392156862, 0.7647058823529411),
+            (0.5490196078431373, 0.5490196078431373, 0.5490196078431373),
+            (0.8, 0.7254901960784313, 0.4549019607843137),
+            (0.39215686274509803, 0.7098039215686275, 0.803921568627451),
+        ]
+    ),
+    "axes.titlesize": 8.640000000000002,
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans", "sans-serif"],
+    "font.size": 8.640000000000002,
+    "grid.color": ".8",
+    # 'image.cmap': 'rocket' (see THEME_OMITS)
+    "legend.fontsize": 7.920000000000001,
+    "legend.title_fontsize": 8.640000000000002,
+    "lines.linewidth": 1.2000000000000002,
+    "lines.markersize": 4.800000000000001,
+    "lines.solid_capstyle": "round",
+    "patch.edgecolor": "w",
+    "patch.force_edgecolor": True,
+    "patch.linewidth": 0.8,
+    "text.color": ".15",
+    "xtick.bottom": False,
+    "xtick.color": ".15",
+    "xtick.labelsize": 7.920000000000001,
+    "xtick.major.size": 4.800000000000001,
+    "xtick.major.width": 1.0,
+    "xtick.minor.size": 3.2,
+    "xtick.minor.width": 0.8,
+    "ytick.color": ".15",
+    "ytick.labelsize": 7.920000000000001,
+    "ytick.left": False,
+    "ytick.major.size": 4.800000000000001,
+    "ytick.major.width": 1.0,
+    "ytick.minor.size": 3.2,
+    "ytick.minor.width": 0.8,
+}
+
+#: the rcParams of :func:`seaborn_theme` that :data:`THEME` leaves out (see there)
+THEME_OMITS = ("image.cmap",)
+
+#: matplotlib's one-letter colour codes as ``seaborn.set_theme`` redefines them (its ``deep``
+#: palette, and ``k`` a dark grey): a figure that draws in ``"k"`` draws in (0.1, 0.1, 0.1)
+COLOR_CODES: dict = {
+    "b": (0.2980392156862745, 0.4470588235294118, 0.6901960784313725),
+    "g": (0.3333333333333333, 0.6588235294117647, 0.40784313725490196),
+    "r": (0.7686274509803922, 0.3058823529411765, 0.3215686274509804),
+    "m": (0.5058823529411764, 0.4470588235294118, 0.7019607843137254),
+    "y": (0.8, 0.7254901960784313, 0.4549019607843137),
+    "c": (0.39215686274509803, 0.7098039215686275, 0.803921568627451),
+    "k": (0.1, 0.1, 0.1),
+}
+
+
+def apply_theme() -> None:
+    """Sets :data:`THEME` and :data:`COLOR_CODES`: ``seaborn.set_theme(**STYLE)`` without importing
+    seaborn."""
+    import matplotlib
+    import matplotlib.colors
+
+    matplotlib.rcParams.update(THEME)
+    matplotlib.colors.colorConverter.colors.update(COLOR_CODES)
+
+
+def seaborn_theme(style: dict | None = None) -> tuple[dict, dict]:
+    """What ``seaborn.set_theme(**style)`` changes: the rcParams that differ from matplotlib's
+    defaults, and the colour codes ``bgrmyck``. Imports seaborn (for the test and
+    :func:`print_theme`, not for a figure job); leaves matplotlib's state as it found it."""
+    import matplotlib
+    import matplotlib.colors
+
+    codes = matplotlib.colors.colorConverter.colors
+    saved = {c: codes[c] for c in "bgrmyck"}
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        before = dict(matplotlib.rcParams)
+        import seaborn as sns
+
+        sns.set_theme(**(STYLE if style is None else style))
+        after = dict(matplotlib.rcParams)
+        set_codes = {c: tuple(codes[c]) for c in "bgrmyck"}
+    codes.update(saved)
+    return {k: v for k, v in after.items() if v != before[k]}, set_codes
+
+
+def print_theme() -> None:
+    """Prints :func:`seaborn_theme` as the literals of :data:`THEME` and :data:`COLOR_CODES` (as
+    this file has them after ``ruff format``)."""
+    rc, set_codes = seaborn_theme()
+    print("THEME: dict = {")
+    for k, v in sorted(rc.items()):
+        if k in THEME_OMITS:
+            print(f"    # {k!r}: {v!r} (see THEME_OMITS)")
+        elif k == "axes.prop_cycle":
+            print(f"    {k!r}: cycler(color=[")
+            for c in v.by_key()["color"]:
+                print(f"        {tuple(c)!r},")
+            print("    ]),")
+        else:
+            print(f"    {k!r}: {getattr(v, 'value', v)!r},")  # an enum (a cap style) as its string
+    print("}")
+    print("COLOR_CODES: dict = {")
+    for c, v in set_codes.items():
+        print(f"    {c!r}: {v!r},")
+    print("}")
+
 
 #: stabilizer kinds in legend order, their names and colour maps (shade by λ)
 KINDS = ("none", "weight", "jacobian", "noise")

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 0.9}
+STYLE = figstyle.STYLE
 PNG_DPI = figstyle.PNG_DPI
 
 
@@ -69,9 +69,7 @@ def _setup() -> None:
 
     matplotlib.use("Agg")
     os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
-    import seaborn as sns
-
-    sns.set_theme(**STYLE)
+    figstyle.apply_theme()  # seaborn.set_theme(**STYLE), without importing seaborn
     matplotlib.rcParams["svg.hashsalt"] = "flowtheory"
     matplotlib.rcParams["pdf.compression"] = 6
 
