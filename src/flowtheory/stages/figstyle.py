@@ -86,8 +86,8 @@ STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 0.9}
 
 #: what ``seaborn.set_theme(**STYLE)`` sets, as matplotlib rcParams that differ from matplotlib's
 #: defaults (seaborn 0.13.2), applied by :func:`apply_theme`. A figure job applies these instead of
-#: importing seaborn, which took 0.5-0.9 s of every figure job (it imports scipy.stats), 58 of them
-#: in the paper run (docs/measurements.md#figure-jobs). Written by :func:`print_theme`;
+#: importing seaborn, which took most of a second of every figure job (it imports scipy.stats;
+#: docs/measurements.md#figure-jobs). Written by :func:`print_theme`;
 #: ``tests/stages/test_figstyle.py`` checks that it equals what seaborn sets, so a change of
 #: :data:`STYLE` or of seaborn fails there. One key is left out (:data:`THEME_OMITS`): seaborn's
 #: default colormap ``image.cmap`` = ``rocket`` exists only once seaborn is imported, and every
