@@ -40,7 +40,6 @@ from flowtheory.stages.summarize import run_key
 
 __all__ = [
     "RUN_COLUMNS",
-    "STYLE",
     "config_of",
     "context",
     "dataset_label",
@@ -60,7 +59,6 @@ __all__ = [
 ]
 
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-STYLE = figstyle.STYLE
 PNG_DPI = figstyle.PNG_DPI
 
 
@@ -69,7 +67,7 @@ def _setup() -> None:
 
     matplotlib.use("Agg")
     os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
-    figstyle.apply_theme()  # seaborn.set_theme(**STYLE), without importing seaborn
+    figstyle.apply_theme()  # seaborn.set_theme(**figstyle.STYLE), without importing seaborn
     matplotlib.rcParams["svg.hashsalt"] = "flowtheory"
     matplotlib.rcParams["pdf.compression"] = 6
 
