@@ -10,7 +10,8 @@ citation forms). The checks:
 * every ``docs/<name>.md`` mentioned anywhere exists, and so does every ``#anchor`` cited in it;
 * every section cited as ``docs/theory.md §X.Y`` is a numbered heading of ``docs/theory.md``, and
   every equation cited as ``docs/theory.md Eq. (N)`` or ``docs/theory.md#eq-<N>`` has its anchor;
-* ``docs/theory.md`` keeps its fixed section numbers (§0 to §9 and their subsections).
+* ``docs/theory.md`` keeps its fixed section numbers (§0 to §9 and their subsections);
+* ``docs/README.md`` lists every anchor set in ``docs/measurements.md`` and ``docs/evidence.md``.
 
 Fast and torch-free: it reads the files ``git ls-files`` lists and nothing else.
 """
@@ -209,6 +210,20 @@ def test_cited_theory_equations_exist():
                 if int(m.group(1)) not in equations:
                     bad.append(_where(rel, lineno, line, m) + f"  [no #eq-{m.group(1)} in {THEORY}]")
     assert not bad, f"citations of equations that {THEORY} does not have:\n" + "\n".join(bad)
+
+
+def test_docs_index_lists_every_anchor_of_the_measurements_and_the_evidence():
+    """docs/README.md's table of anchors is the reader's way in: each ``<a id>`` set in
+    docs/measurements.md or docs/evidence.md is a row of it (an anchor added without its row was
+    found unlisted on 2026-12-06: seven of them)."""
+    index = _doc_text("docs/README.md")
+    missing = [
+        f"{doc}#{a}"
+        for doc in ("docs/measurements.md", "docs/evidence.md")
+        for a in HTML_ID.findall(_doc_text(doc))
+        if f"| `{doc}#{a}` |" not in index
+    ]
+    assert not missing, "anchors missing from docs/README.md's table of anchors:\n" + "\n".join(missing)
 
 
 def test_readme_module_tables_list_every_module_of_the_package():
