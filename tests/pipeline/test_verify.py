@@ -706,6 +706,27 @@ def test_rows_are_matched_by_identity_and_a_chaotic_run_may_stop_elsewhere(chaos
     ]  # fmt: skip
 
 
+def test_rows_that_share_their_leading_cells_are_matched_in_order():
+    """A run's L-BFGS rows share its last epoch, so no run of leading columns tells every row apart:
+    they are matched by their place among the rows that share those cells. One more polish chunk
+    of one run is one new row; the rows of the runs after it are still compared with their own (by
+    position, every one of them would have been compared with its neighbour's)."""
+    head = "experiment,stabilizer,seed,epoch,phase,valid_nll\n"
+    a = ["a,none,0,1,adam,1.0", "a,none,0,2,adam,0.9", "a,none,0,2,lbfgs,0.8", "a,none,0,2,lbfgs,0.7"]
+    b = ["b,none,0,1,adam,2.0", "b,none,0,1,lbfgs,1.9", "b,none,0,1,lbfgs,1.8"]
+    old = head + "\n".join(a + b) + "\n"
+    new = head + "\n".join([*a, "a,none,0,2,lbfgs,0.65", *b[:2], "b,none,0,1,lbfgs,1.75"]) + "\n"
+    report = Report()
+    compare_csv(old, new, "plots/train_history.csv", report, set())
+    assert [(d.where, d.kind) for d in report.differences] == [
+        ("row (experiment=a, stabilizer=none, seed=0, epoch=2, phase=lbfgs)", "changed"),
+        ("row 7 (experiment=b, stabilizer=none, seed=0, epoch=1, phase=lbfgs) valid_nll",
+         "beyond round-off (rel 0.028; float64: rel 1e-09 + abs 1e-12)"),
+    ]  # fmt: skip
+    c = report.count("plots/train_history.csv")
+    assert (c.numbers, c.identical) == (21, 20)  # seed, epoch and value of the 7 rows compared
+
+
 def test_the_committed_example_is_a_chaos_file():
     """tests/configs/chaos_realnvp.chaos.json: what python -m bench.chaos wrote for the chaos test
     config (two replicas, ulp up and down), the format's example."""

@@ -886,16 +886,30 @@ def _quantum(x: float) -> float:
 def _identities(header: list[str], old: list[list[str]], new: list[list[str]]) -> tuple[list, list] | None:
     """Each row's identity, in old and in new: its cells in the shortest run of leading columns
     without a float cell that tells the rows apart in both (experiment, stabilizer, seed, epoch);
-    None when there is none."""
+    where even the longest such run repeats (a run's L-BFGS rows share its last epoch), those
+    cells and the row's place among the rows that share them (the first, the second, ...); None
+    when there are no such columns."""
     rows = old + new
     width = 0
     while width < len(header) and all(width < len(r) and not isinstance(_cell(r[width]), float) for r in rows):
         width += 1
+    if width == 0:
+        return None
     for w in range(1, width + 1):
         io_, in_ = [tuple(r[:w]) for r in old], [tuple(r[:w]) for r in new]
         if len(set(io_)) == len(io_) and len(set(in_)) == len(in_):
             return io_, in_
-    return None
+    return _numbered(io_), _numbered(in_)
+
+
+def _numbered(keys: list[tuple]) -> list[tuple]:
+    """``keys`` made unique: each with the count of the equal keys before it appended."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for k in keys:
+        out.append((*k, seen.get(k, 0)))
+        seen[k] = seen.get(k, 0) + 1
+    return out
 
 
 def _pairs(header: list[str], old: list[list[str]], new: list[list[str]]) -> tuple[list, list, list]:
