@@ -764,6 +764,21 @@ def test_a_margin_moves_with_its_value_and_is_rounded_at_its_operands():
     assert [d.where for d in report.differences] == ["gap_margin"]
 
 
+def test_a_difference_of_two_curve_values_is_rounded_at_their_size():
+    """A run's window change (best objective before the window - best within it) is a small
+    difference of large values: it moves by the round-off of its operands, not of itself (the
+    committed case: 0.034 between objectives of about -191, rel 1.4e-9 on another round-off); a
+    move of rel 1e-4 is still a change, and a record without the operand keeps the plain tier."""
+    old = {"conv_window_change": 0.033996843829271484, "objective_final": -190.944455612708}
+    for moved, held in ((0.03399684377998824, True), (0.033996843829271484 * (1 + 1e-4), False)):
+        report = Report()
+        compare_json(old, {**old, "conv_window_change": moved}, "metrics/train.json", report, set())
+        assert report.reproduced is held
+    report = Report()
+    compare_json({"conv_window_change": 0.034}, {"conv_window_change": 0.034 * (1 + 1.4e-9)}, "f.json", report, set())
+    assert [d.where for d in report.differences] == ["conv_window_change"]
+
+
 def _status_counts(converged: int, not_converged: int) -> str:
     return (
         "experiment,stabilizer,seeds,status_converged,status_not_converged\n"

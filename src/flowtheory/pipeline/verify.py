@@ -104,7 +104,8 @@ and is ignored when none is):
   (:func:`_follows_from_fragile_flips`);
 - a margin (``threshold - value``, ``epsilon - gap``) moves as far as its value does and is rounded
   relative to its operands, not to itself (:func:`_margin_slack`): near a threshold the margin is
-  small, and the value's round-off is large relative to it.
+  small, and the value's round-off is large relative to it; so is a recorded difference of two
+  values of a run's curve (:data:`DIFFERENCES`), at the size of the values it is taken between.
 
 Why :data:`CHAOS_FACTOR` = 30. A replica's spread is a sample: while a run's trajectories still
 separate exponentially, the same number moves by amounts that differ by orders of magnitude from
@@ -843,6 +844,10 @@ def compare_json(old, new, file: str, report: Report, markers, path: tuple[str, 
 MARGINS = {"margin": ("value", "measured"), "gap_margin": ("gap",)}
 #: the fixed operand of a margin, when its record holds it
 MARGIN_BOUNDS = ("threshold", "epsilon")
+#: a difference of two values of a run's curve and the values of its record that have their size:
+#: the convergence window's improvement (best objective before the window - best within it,
+#: ``science.training._Monitor``) and the NLL's fall over the last quarter (``stages.train``)
+DIFFERENCES = {"conv_window_change": ("objective_final",), "nll_tail_drop": ("final_train_nll", "min_train_nll")}
 
 
 def _margin_slack(key: str, old: dict, new: dict, tol: Tolerance) -> float:
@@ -850,14 +855,20 @@ def _margin_slack(key: str, old: dict, new: dict, tol: Tolerance) -> float:
     exactly as much as its value does (a change of the value is judged at the value), and its own
     rounding is relative to its operands, not to itself (``1.0 - 0.0578`` is rounded at 1e-16 of
     1.0): |new value - old value| plus the tolerance's relative term times the largest operand.
-    Zero for a key that is not a margin, or a margin whose record has no finite value beside it."""
+    A difference of two curve values (:data:`DIFFERENCES`, operands not recorded) is rounded the same
+    way, at the size of the values it is taken between: each of its two terms may move by the
+    tolerance's relative term, so 2 × rel × the largest of those values (found on 2026-12-06: a
+    converged MNIST run's window change, 0.034 between objectives of −191, moved by rel 1.4e-9).
+    Zero for a key that is neither, or one whose record has no finite operand beside it."""
     for name in MARGINS.get(key, ()):
         o, n = old.get(name), new.get(name)
         if _is_number(o) and _is_number(n) and math.isfinite(o) and math.isfinite(n):
             bounds = [old.get(b) for b in MARGIN_BOUNDS] + [new.get(b) for b in MARGIN_BOUNDS]
             operands = [abs(o), abs(n), *(abs(b) for b in bounds if _is_number(b) and math.isfinite(b))]
             return abs(n - o) + tol.rel * max(operands)
-    return 0.0
+    sizes = [abs(v) for r in (old, new) for name in DIFFERENCES.get(key, ()) if _is_number(v := r.get(name))]
+    sizes = [s for s in sizes if math.isfinite(s)]
+    return 2 * tol.rel * max(sizes) if sizes else 0.0
 
 
 def _short(value) -> object:
