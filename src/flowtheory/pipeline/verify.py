@@ -103,7 +103,7 @@ and is ignored when none is):
   numbers (and the boolean they decide) computed from a run's integer that moved to its neighbour
   (:func:`_follows_from_fragile_flips`);
 - a margin (``threshold - value``, ``epsilon - gap``) moves as far as its value does and is rounded
-  relative to its operands, not to itself (:func:`_margin_slack`): near a threshold the margin is
+  relative to its operands, not to itself (:func:`_operand_slack`): near a threshold the margin is
   small, and the value's round-off is large relative to it; so is a recorded difference of two
   values of a run's curve (:data:`DIFFERENCES`), at the size of the values it is taken between.
 
@@ -133,6 +133,7 @@ import math
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -827,7 +828,7 @@ def compare_json(old, new, file: str, report: Report, markers, path: tuple[str, 
                     _verdict(*args, ctx, lambda s=sub: locate(s), siblings)
                 else:
                     f32 = _is_float32(sub, ctx.markers)
-                    slack = _margin_slack(str(key), old, new, FLOAT32 if f32 else FLOAT64)
+                    slack = _operand_slack(str(key), old, new, FLOAT32 if f32 else FLOAT64)
                     _compare_value(*args, f32, ctx, lambda s=sub: locate(s), slack, siblings)
         return
     if path and path[-1] in VERDICT_KEYS and not isinstance(old, dict | list):
@@ -850,7 +851,7 @@ MARGIN_BOUNDS = ("threshold", "epsilon")
 DIFFERENCES = {"conv_window_change": ("objective_final",), "nll_tail_drop": ("final_train_nll", "min_train_nll")}
 
 
-def _margin_slack(key: str, old: dict, new: dict, tol: Tolerance) -> float:
+def _operand_slack(key: str, old: dict, new: dict, tol: Tolerance) -> float:
     """How far a margin may move beside its value: a difference ``threshold - value`` moves by
     exactly as much as its value does (a change of the value is judged at the value), and its own
     rounding is relative to its operands, not to itself (``1.0 - 0.0578`` is rounded at 1e-16 of
@@ -915,11 +916,11 @@ def _identities(header: list[str], old: list[list[str]], new: list[list[str]]) -
 
 def _numbered(keys: list[tuple]) -> list[tuple]:
     """``keys`` made unique: each with the count of the equal keys before it appended."""
-    seen: dict[tuple, int] = {}
+    seen: Counter[tuple] = Counter()
     out = []
     for k in keys:
-        out.append((*k, seen.get(k, 0)))
-        seen[k] = seen.get(k, 0) + 1
+        out.append((*k, seen[k]))
+        seen[k] += 1
     return out
 
 
