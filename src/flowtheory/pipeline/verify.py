@@ -863,13 +863,16 @@ def _operand_slack(key: str, old: dict, new: dict, tol: Tolerance) -> float:
     Zero for a key that is neither, or one whose record has no finite operand beside it."""
     for name in MARGINS.get(key, ()):
         o, n = old.get(name), new.get(name)
-        if _is_number(o) and _is_number(n) and math.isfinite(o) and math.isfinite(n):
-            bounds = [old.get(b) for b in MARGIN_BOUNDS] + [new.get(b) for b in MARGIN_BOUNDS]
-            operands = [abs(o), abs(n), *(abs(b) for b in bounds if _is_number(b) and math.isfinite(b))]
+        if len(_finite_sizes([o, n])) == 2:
+            operands = _finite_sizes([o, n, *(r.get(b) for r in (old, new) for b in MARGIN_BOUNDS)])
             return abs(n - o) + tol.rel * max(operands)
-    sizes = [abs(v) for r in (old, new) for name in DIFFERENCES.get(key, ()) if _is_number(v := r.get(name))]
-    sizes = [s for s in sizes if math.isfinite(s)]
+    sizes = _finite_sizes(r.get(name) for r in (old, new) for name in DIFFERENCES.get(key, ()))
     return 2 * tol.rel * max(sizes) if sizes else 0.0
+
+
+def _finite_sizes(values) -> list[float]:
+    """The absolute values of the finite numbers among ``values`` (None, strings and bools left out)."""
+    return [abs(v) for v in values if _is_number(v) and math.isfinite(v)]
 
 
 def _short(value) -> object:
