@@ -4,6 +4,8 @@ recorded result, and bad input rejected before any training step."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -458,6 +460,61 @@ def test_the_linear_polish_objective_from_moments_is_the_direct_one(kind, estima
     for a, b in zip(direct, moments, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-11, atol=1e-12)
     assert linear_moments(build_flow({"kind": "mlp"}, d, seed=0), stab, x, POLISH_NOISE_SEED) is None
+
+
+def _polished_mlp(without_dynamo: bool) -> list[torch.Tensor]:
+    """The MLP flow on the S-curve with the Jacobian penalty, 5 epochs of Adam then 40 L-BFGS
+    iterations; ``without_dynamo=False`` polishes through torch's own wrapped optimizer methods."""
+    from flowtheory.science import training
+
+    x = _tensor(s_curve(600, np.random.default_rng(0))[0])
+    flow = build_flow({"kind": "mlp", "hidden_layers": 2}, 3, seed=0)
+    cfg = TrainConfig(5, schedule="plateau", polish_iters=40, polish_chunk=20, polish_tol=0.0)
+    polish = training.polish_lbfgs if without_dynamo else training.polish_lbfgs.__wrapped__
+    original = training.polish_lbfgs
+    training.polish_lbfgs = polish
+    try:
+        train(flow, x[:500], x[500:], Stabilizer("jacobian", "jacobian", 0.01), cfg, seed=0, log=_quiet)
+    finally:
+        training.polish_lbfgs = original
+    return [p.detach().clone() for p in flow.parameters()]
+
+
+def test_the_polish_without_dynamo_is_the_same_arithmetic():
+    """The polish calls the optimizer's methods past torch's lazy ``torch._dynamo`` import
+    (``training._optimizer_without_dynamo``): the same parameters, to the bit, as through torch's
+    wrappers, and what torch's wrappers cache is left as it was."""
+
+    def cached():  # what torch's wrappers have cached so far (torch caches dynamo's disable on first use)
+        return {
+            k: getattr(getattr(a, "__wrapped__", None), "__dynamo_disable", None)
+            for k, a in vars(torch.optim.Optimizer).items()
+        }
+
+    before = cached()
+    ours = _polished_mlp(True)
+    assert cached() == before
+    torchs = _polished_mlp(False)
+    assert all(torch.equal(a, b) for a, b in zip(ours, torchs, strict=True))
+
+
+def test_a_polishing_train_job_does_not_import_dynamo():
+    """A fresh process that trains and polishes a flow never imports ``torch._dynamo`` (about 1 s of
+    every polishing train job's start-up; docs/measurements.md#figure-jobs)."""
+    code = (
+        "import sys, numpy as np, torch\n"
+        "from flowtheory.datasets.toys import s_curve\n"
+        "from flowtheory.science.flows import build_flow\n"
+        "from flowtheory.science.stabilizers import Stabilizer\n"
+        "from flowtheory.science.training import TrainConfig, train\n"
+        "x = torch.as_tensor(s_curve(300, np.random.default_rng(0))[0])\n"
+        "cfg = TrainConfig(2, schedule='plateau', polish_iters=5, polish_chunk=5)\n"
+        "r = train(build_flow({'kind': 'mlp'}, 3, seed=0), x[:250], x[250:], Stabilizer('none', 'none'), cfg, seed=0, log=lambda _: None)\n"
+        "assert r.convergence['polish_iters'] > 0\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_unfinished_training_is_not_converged():

@@ -9,8 +9,9 @@ then holds the parameters of the last finite epoch.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -641,6 +642,34 @@ class _Monitor:
         }
 
 
+@contextlib.contextmanager
+def _optimizer_without_dynamo() -> Iterator[None]:
+    """Within the block, ``torch.optim.Optimizer``'s methods that torch wraps in ``torch._disable_dynamo``
+    (its constructor's ``add_param_group``, ``zero_grad``, ``state_dict``, ``load_state_dict``) call the
+    method itself: the wrapper imports ``torch._dynamo`` on its first call (1.1-1.2 s in a train job
+    that polishes, on the host of the committed results; docs/measurements.md#figure-jobs) only to
+    hide the method from ``torch.compile``, which this package never uses. The arithmetic is the
+    method's own either way (``tests/science/test_training.py`` compares a polish with and without,
+    to the bit). The wrapper reads a cache attribute on the wrapped function before importing; the
+    block sets it to the function itself and removes what it set on leaving."""
+    from torch._compile import _disable_dynamo
+
+    marked = []
+    for attr in vars(torch.optim.Optimizer).values():
+        fn = getattr(attr, "__wrapped__", None)
+        code = getattr(attr, "__code__", None)
+        if fn is None or code is not _disable_dynamo(fn).__code__ or hasattr(fn, "__dynamo_disable"):
+            continue  # not torch's lazy wrapper (another torch), or dynamo's own disable is cached
+        setattr(fn, "__dynamo_disable", fn)
+        marked.append(fn)
+    try:
+        yield
+    finally:
+        for fn in marked:
+            delattr(fn, "__dynamo_disable")
+
+
+@_optimizer_without_dynamo()
 def polish_lbfgs(
     flow: Flow,
     x_train: Tensor,
