@@ -651,8 +651,13 @@ def _optimizer_without_dynamo() -> Iterator[None]:
     hide the method from ``torch.compile``, which this package never uses. The arithmetic is the
     method's own either way (``tests/science/test_training.py`` compares a polish with and without,
     to the bit). The wrapper reads a cache attribute on the wrapped function before importing; the
-    block sets it to the function itself and removes what it set on leaving."""
-    from torch._compile import _disable_dynamo
+    block sets it to the function itself and removes what it set on leaving (with a torch that has no
+    such wrapper it does nothing)."""
+    try:
+        from torch._compile import _disable_dynamo
+    except ImportError:  # another torch: its wrappers, whatever they are, stay as they are
+        yield
+        return
 
     marked = []
     for attr in vars(torch.optim.Optimizer).values():
