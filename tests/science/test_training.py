@@ -462,28 +462,21 @@ def test_the_linear_polish_objective_from_moments_is_the_direct_one(kind, estima
     assert linear_moments(build_flow({"kind": "mlp"}, d, seed=0), stab, x, POLISH_NOISE_SEED) is None
 
 
-def _polished_mlp(without_dynamo: bool) -> list[torch.Tensor]:
+def _polished_mlp() -> list[torch.Tensor]:
     """The MLP flow on the S-curve with the Jacobian penalty, 5 epochs of Adam then 40 L-BFGS
-    iterations; ``without_dynamo=False`` polishes through torch's own wrapped optimizer methods."""
-    from flowtheory.science import training
-
+    iterations, through whatever ``training.polish_lbfgs`` is at the call."""
     x = _tensor(s_curve(600, np.random.default_rng(0))[0])
     flow = build_flow({"kind": "mlp", "hidden_layers": 2}, 3, seed=0)
     cfg = TrainConfig(5, schedule="plateau", polish_iters=40, polish_chunk=20, polish_tol=0.0)
-    polish = training.polish_lbfgs if without_dynamo else training.polish_lbfgs.__wrapped__
-    original = training.polish_lbfgs
-    training.polish_lbfgs = polish
-    try:
-        train(flow, x[:500], x[500:], Stabilizer("jacobian", "jacobian", 0.01), cfg, seed=0, log=_quiet)
-    finally:
-        training.polish_lbfgs = original
+    train(flow, x[:500], x[500:], Stabilizer("jacobian", "jacobian", 0.01), cfg, seed=0, log=_quiet)
     return [p.detach().clone() for p in flow.parameters()]
 
 
-def test_the_polish_without_dynamo_is_the_same_arithmetic():
+def test_the_polish_without_dynamo_is_the_same_arithmetic(monkeypatch):
     """The polish calls the optimizer's methods past torch's lazy ``torch._dynamo`` import
     (``training._optimizer_without_dynamo``): the same parameters, to the bit, as through torch's
     wrappers, and what torch's wrappers cache is left as it was."""
+    from flowtheory.science import training
 
     def cached():  # what torch's wrappers have cached so far (torch caches dynamo's disable on first use)
         return {
@@ -492,9 +485,10 @@ def test_the_polish_without_dynamo_is_the_same_arithmetic():
         }
 
     before = cached()
-    ours = _polished_mlp(True)
+    ours = _polished_mlp()
     assert cached() == before
-    torchs = _polished_mlp(False)
+    monkeypatch.setattr(training, "polish_lbfgs", training.polish_lbfgs.__wrapped__)  # torch's wrappers
+    torchs = _polished_mlp()
     assert all(torch.equal(a, b) for a, b in zip(ours, torchs, strict=True))
 
 

@@ -659,11 +659,11 @@ def _optimizer_without_dynamo() -> Iterator[None]:
         yield
         return
 
+    lazy = _disable_dynamo(_optimizer_without_dynamo).__code__  # the code of every such wrapper
     marked = []
     for attr in vars(torch.optim.Optimizer).values():
         fn = getattr(attr, "__wrapped__", None)
-        code = getattr(attr, "__code__", None)
-        if fn is None or code is not _disable_dynamo(fn).__code__ or hasattr(fn, "__dynamo_disable"):
+        if fn is None or getattr(attr, "__code__", None) is not lazy or hasattr(fn, "__dynamo_disable"):
             continue  # not torch's lazy wrapper (another torch), or dynamo's own disable is cached
         setattr(fn, "__dynamo_disable", fn)
         marked.append(fn)
