@@ -268,16 +268,18 @@ def _setup_rc() -> None:
     )
 
 
-def figure(size: tuple[float, float] = MAIN, title: str | None = None, **subplots):
+def figure(size: tuple[float, float] = MAIN, title: str | None = None, layout: str = "constrained", **subplots):
     """A figure of a fixed size with constrained layout: ``(fig, axes)`` from ``plt.subplots`` when
-    ``subplots`` are given (``nrows``, ``ncols``, ``sharey``...), else ``(fig, None)``."""
+    ``subplots`` are given (``nrows``, ``ncols``, ``sharey``...), else ``(fig, None)``. ``layout``
+    ``"none"``: the caller places the axes itself (fixed margins, as on a gallery page: constrained
+    layout measures every text twice per save, most of a page's drawing time)."""
     import matplotlib.pyplot as plt
 
     _setup_rc()
     if subplots:
-        fig, axes = plt.subplots(figsize=size, layout="constrained", **subplots)
+        fig, axes = plt.subplots(figsize=size, layout=layout, **subplots)
     else:
-        fig, axes = plt.figure(figsize=size, layout="constrained"), None
+        fig, axes = plt.figure(figsize=size, layout=layout), None
     if title:
         fig.suptitle(title, fontsize=12, fontweight="bold")
     return fig, axes

@@ -28,6 +28,25 @@ from flowtheory.stages.figures import plane
 __all__ = ["DPI", "page", "tangents"]
 
 DPI = fs.GALLERY_DPI
+#: the page's grid in figure fractions, fixed: the page has one size and one arrangement, so its
+#: margins need not be measured (constrained layout took half of a page's time to draw;
+#: docs/measurements.md#figure-jobs). Room for the suptitle at the top and the legend of stabilizer
+#: kinds at the bottom; the space between panels holds their titles and tick labels.
+PAGE_MARGINS = {"left": 0.045, "right": 0.985, "bottom": 0.075, "top": 0.925, "wspace": 0.27, "hspace": 0.36}
+
+
+def _near_levels(levels: np.ndarray, nll: np.ndarray) -> np.ndarray:
+    """Which optimum levels (final NLL − gap) the NLL panel draws: those within three times the
+    curves' robust range of it. A level further off (a gap of 10⁵ nats, from a flow whose density
+    misses a few of the truth's samples by far) would flatten every curve to a line; it is named in
+    a note instead."""
+    levels = np.asarray(levels, dtype=float)
+    lim = fs.robust_limits(nll)
+    if lim is None:
+        return np.isfinite(levels)
+    span = lim[1] - lim[0]
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(levels) & (levels >= lim[0] - 3 * span) & (levels <= lim[1] + 3 * span)
 
 
 def _curves(ax, history: pd.DataFrame, runs: pd.DataFrame, column: str, log: bool, include=()):
@@ -124,10 +143,10 @@ def _verdicts(ax, records: list[dict], experiment: str, pm: dict) -> None:
             va="top",
         )
         ax.text(
-            0.3, y, f"{r['id']} (claim {r.get('paper_claim', '?')})", fontsize=size, transform=ax.transAxes, va="top"
+            0.25, y, f"{r['id']} (claim {r.get('paper_claim', '?')})", fontsize=size, transform=ax.transAxes, va="top"
         )
         ax.text(
-            0.3,
+            0.25,
             y - step * 0.45,
             f"{metric} {shown} {op} {thr}{margin}",
             fontsize=size - 1,
@@ -208,8 +227,8 @@ def page(
         f"{experiment}: {props['flow']['family']} flow on {ds['kind']} (d = {ds['d']}, intrinsic dimension "
         f"{k if k is not None else 'unknown'}{noise}), {props['experiment']['epochs']} epochs"
     )
-    fig, _ = fs.figure(fs.GALLERY, title)
-    grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1])
+    fig, _ = fs.figure(fs.GALLERY, title, layout="none")
+    grid = fig.add_gridspec(3, 4, **PAGE_MARGINS)
     hist = history[history["experiment"] == experiment] if len(history) else history
 
     # row 1: training curves and verdicts
@@ -217,13 +236,18 @@ def page(
     if len(hist):
         gap = runs["gap_nats"].astype(float).to_numpy()
         levels = runs["final_train_nll"].astype(float).to_numpy() - gap
-        _curves(ax, hist, runs, "train_nll", log=False, include=levels[np.isfinite(levels)])
-        first = True
-        for r, level in zip(runs.itertuples(), levels, strict=True):
-            if np.isfinite(level):
+        near = _near_levels(levels, hist["train_nll"].astype(float).to_numpy())
+        _curves(ax, hist, runs, "train_nll", log=False, include=levels[near])
+        first, far = True, []
+        for r, level, shown in zip(runs.itertuples(), levels, near, strict=True):
+            if shown:
                 label = "optimum level (final NLL − gap)" if first else None
                 ax.axhline(level, color=fs.color(r.kind, r.lam), ls=":", lw=1.2, label=label)
                 first = False
+            elif np.isfinite(level):
+                far.append(f"{r.stabilizer} (seed {r.seed}): gap {r.gap_nats:.3g} nats")
+        if far:
+            fs.note(ax, "optimum level far below the axis: " + "; ".join(far), loc="lower left", fontsize=7)
         fs.legend(ax, loc="upper right", ncols=2, fontsize=6)
     else:
         paperfigs._nothing(ax, "no training history")
@@ -315,7 +339,7 @@ def page(
             fs.vline(ax, entry["threshold"], fs.threshold_label(entry, unit="°") + " (on the median)")
         fs.legend(ax, loc="upper right", fontsize=6)
     else:
-        paperfigs._nothing(ax, "no tangent angles (intrinsic dimension unknown or d > 16)")
+        paperfigs._nothing(ax, "no tangent angles\n(intrinsic dimension unknown or d > 16)")
     ax.set(title="tangent-space angles over points", xlabel="angle (degrees)", ylabel="points")
     ax = fig.add_subplot(grid[2, 2])
     drew = False
@@ -347,10 +371,10 @@ def page(
             )
         fs.legend(ax, loc="upper left", fontsize=6)
     else:
-        paperfigs._nothing(ax, "no normal-direction std (no analytic tangent space, or λ = σ = 0)")
+        paperfigs._nothing(ax, "no normal-direction std\n(no analytic tangent space, or λ = σ = 0)")
     ax.set(title="normal-direction std over points", xlabel="log₁₀(normal std / √(σ² + λ))", ylabel="points")
     _run_table(fig.add_subplot(grid[2, 3]), runs)
     handles = fs.kind_handles(runs["kind"], runs["lam"]) if len(runs) else []
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+        fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
