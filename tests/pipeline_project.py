@@ -14,6 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def fresh_python(code: str, *args: str, cwd: Path | str | None = None) -> str:
+    """The standard output of ``code`` run by a fresh interpreter (``python -c code *args``): what a
+    job's own process imports or prints, from a clean start. A failure fails the test with the
+    process's standard error."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
 def env_for(project: Path, venv_on_path: bool = True) -> dict:
     """Subprocess environment: the copy's own package first on the path, one thread per job.
     ``venv_on_path=False`` removes the venv's bin/ from PATH, as for a user who calls

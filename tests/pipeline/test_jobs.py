@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from flowtheory.pipeline import jobs
+from pipeline_project import fresh_python
 
 
 def test_set_threads_sets_torch_threads_when_torch_is_loaded():
@@ -28,8 +27,7 @@ def test_jobs_without_torch_do_not_import_it(module):
         f"import sys; import flowtheory.{module}; from flowtheory.pipeline import jobs; jobs.set_threads(1); "
         "import os; print('torch' in sys.modules, os.environ['OMP_NUM_THREADS'])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "1"]
+    assert fresh_python(code).split() == ["False", "1"]
 
 
 def test_run_turns_an_error_into_one_line_and_exit_1(tmp_path, capsys):

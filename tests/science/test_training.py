@@ -4,8 +4,6 @@ recorded result, and bad input rejected before any training step."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,6 +24,7 @@ from flowtheory.science.training import (
     train,
     trend,
 )
+from pipeline_project import fresh_python
 
 #: ‖WᵀW − target‖_F / ‖target‖_F after 300 epochs at the authors' settings (docs/measurements.md: ≈ 0.002)
 RTOL_LINEAR = 0.02
@@ -507,8 +506,7 @@ def test_a_polishing_train_job_does_not_import_dynamo():
         "assert r.convergence['polish_iters'] > 0\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert fresh_python(code).strip() == "False"
 
 
 def test_unfinished_training_is_not_converged():

@@ -16,8 +16,6 @@ import copy
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,7 @@ from flowtheory.stages.claims import (
     render_markdown,
     write_claims,
 )
+from pipeline_project import fresh_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -831,8 +830,7 @@ def test_the_claims_job_imports_neither_torch_nor_scipy_stats():
         "claims._spearman(np.arange(4.0), np.array([1.0, 3.0, 2.0, 4.0])); "
         "print(sorted(m for m in ('torch', 'scipy.stats') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert fresh_python(code).strip() == "[]"
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -10,6 +10,7 @@ import pytest
 from matplotlib.colors import rgb_to_hsv, to_rgb
 
 from flowtheory.stages import figstyle as fs
+from pipeline_project import fresh_python
 
 matplotlib.use("Agg")
 
@@ -125,23 +126,13 @@ print(hashlib.sha256(buf.getvalue()).hexdigest())
 def test_a_figure_drawn_with_the_theme_is_seaborns_to_the_byte():
     """One figure with lines in a colour code and the cycle, a table, a legend and a title, drawn
     in two fresh processes: under seaborn's set_theme and under apply_theme. Same PNG bytes."""
-    import subprocess
-    import sys
-
-    digests = [
-        subprocess.run([sys.executable, "-c", _DRAW, how], capture_output=True, text=True, check=True).stdout
-        for how in ("seaborn", "ours")
-    ]
+    digests = [fresh_python(_DRAW, how) for how in ("seaborn", "ours")]
     assert digests[0] == digests[1]
 
 
 def test_a_figure_job_does_not_import_seaborn():
-    import subprocess
-    import sys
-
     code = (
         "import sys; from flowtheory.stages import figures; figures._setup(); "
         "import matplotlib; assert matplotlib.rcParams['axes.grid']; print('seaborn' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert fresh_python(code).strip() == "False"

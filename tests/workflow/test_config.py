@@ -23,6 +23,7 @@ from flowtheory.pipeline.config import (
     input_files,
     load,
 )
+from pipeline_project import fresh_python
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +238,7 @@ def test_validating_a_cpu_config_does_not_import_torch(root):
         "import sys; from flowtheory.pipeline import config, cost; c = config.load('config/config.yaml'); "
         "config.check_device(c); cost.check(c); assert 'torch' not in sys.modules, 'torch imported'"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    fresh_python(code, cwd=root)
 
 
 # ----------------------------------------------------------------------------- training time

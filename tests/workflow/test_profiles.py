@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from pipeline_project import ROOT, make_project
+from pipeline_project import ROOT, fresh_python, make_project
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -34,9 +34,8 @@ def test_default_resources_live_in_the_cluster_profile_only():
         "from snakemake.cli import parse_args; "
         "_, a = parse_args(['-n', '--profile', 'profiles/slurm']); print(sorted(a.default_resources))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "slurm_partition" in proc.stdout and "mem_mb" in proc.stdout, proc.stdout
+    out = fresh_python(code, cwd=ROOT)
+    assert "slurm_partition" in out and "mem_mb" in out, out
 
 
 def test_slurm_profile_is_valid_yaml_for_the_plugin():
@@ -74,6 +73,4 @@ def test_workflow_profile_does_not_override_the_slurm_profile():
         "from snakemake.cli import parse_args; "
         "_, a = parse_args(['-n', '--profile', 'profiles/slurm']); print(a.latency_wait, a.jobs)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split()[-2:] == [str(slurm["latency-wait"]), str(slurm["jobs"])]
+    assert fresh_python(code, cwd=ROOT).split()[-2:] == [str(slurm["latency-wait"]), str(slurm["jobs"])]
