@@ -113,11 +113,19 @@ def save_csv(path: str | Path, frame) -> None:
     save_text(path, buf.getvalue())
 
 
+#: the zip entry of every array in an npz: a fixed time and mode, so that the bytes are the arrays'
+_NPZ_ENTRY = {"date_time": (1980, 1, 1, 0, 0, 0), "external_attr": 0o644 << 16}
+
+
 def save_npz(path: str | Path, **arrays) -> None:
-    """Uncompressed npz; numpy writes fixed zip timestamps, so the bytes are deterministic.
+    """Uncompressed npz (``np.load`` reads it) whose bytes depend only on the arrays.
 
     Arrays are stored C-ordered in native byte order, so equal arrays give equal bytes whatever
-    their memory layout; object arrays (which would need pickle to load) are refused.
+    their memory layout; object arrays (which would need pickle to load) are refused. Each entry is
+    written whole with a fixed time and mode: ``np.savez`` streams its entries with zip64 forced,
+    whose headers Python 3.11.2's zipfile and 3.11.7's write differently (version 2.0 against 4.5),
+    so the same arrays came out in other bytes under the two, and DVC saw a change
+    (docs/measurements.md#npz-bytes). Entries larger than 4 GiB still get zip64 headers.
     """
     clean = {}
     for key, value in arrays.items():
@@ -126,8 +134,14 @@ def save_npz(path: str | Path, **arrays) -> None:
             raise ValueError(f"{path}: array {key!r} has dtype object, which cannot be loaded without pickle")
         clean[key] = np.asarray(a, dtype=a.dtype.newbyteorder("="), order="C")  # keeps 0-d arrays 0-d
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, allow_pickle=False, **clean)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, a in clean.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, a, allow_pickle=False)
+                entry = zipfile.ZipInfo(f"{key}.npy", date_time=_NPZ_ENTRY["date_time"])
+                entry.external_attr = _NPZ_ENTRY["external_attr"]
+                entry.compress_type = zipfile.ZIP_STORED
+                zf.writestr(entry, buf.getvalue())
 
 
 def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
