@@ -185,7 +185,7 @@ def test_save_npz_bytes_are_deterministic(tmp_path, monkeypatch):
     assert (tmp_path / "d.npz").read_bytes() != a
 
 
-#: save_npz's bytes for _GOLDEN's arrays, written under Python 3.11.2 and 3.11.7 (numpy 2.4.6): the
+#: save_npz's bytes for _golden()'s arrays, written under Python 3.11.2 and 3.11.7 (numpy 2.4.6): the
 #: same digest under both, where np.savez's differ (docs/measurements.md#npz-bytes)
 _GOLDEN_SHA256 = "da9189854cc15432ca3b54e76babc41f86f96389608d68f320afb2e1dc7377d1"
 
