@@ -44,6 +44,7 @@ SPECS = {
     },
     "mlp_sigmoid": {"kind": "mlp", "hidden_layers": 2, "activation": "sinh", "sigmoid_output": True},
     "mlp_glorot": {"kind": "mlp", "hidden_layers": 1, "activation": "prelu", "init": "glorot"},
+    "radial": {"kind": "radial"},
     "realnvp": {"kind": "realnvp", "hidden": [16, 16], "couplings": 3},
     "zuko_maf": {"kind": "zuko_maf", "hidden": [16, 16], "transforms": 2},
     "zuko_nsf": {"kind": "zuko_nsf", "hidden": [16, 16], "transforms": 2},
@@ -255,6 +256,29 @@ def test_parameter_counts():
     assert count_parameters(build_flow(SPECS["linear"], D)) == D * D + D
     # 3 affine layers, 2 PReLU slopes, 2 batch norms with γ and β
     assert count_parameters(build_flow(SPECS["mlp_prelu_bn"], D)) == 3 * (D * D + D) + 2 + 2 * 2 * D
+
+
+def test_radial_flow_on_a_sphere_gains_one_nat_per_unit_of_log_normal_scale():
+    """Closed form (docs/theory.md §2.4.1): on points of the unit sphere in R^d, with the affine layer
+    the identity and log ρ(r) = a log r + c at its best c (e^{2c} = d), the NLL is
+    d/2 − (d/2) log d + (d/2) log 2π − α exactly, the radial singular value a√d and the d − 1 others
+    √d: the likelihood is unbounded, one nat per unit of log s_max along α."""
+    d = 3
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, d, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=1, keepdim=True)
+    flow = build_flow(SPECS["radial"], d, torch.float64)
+    radial = flow.layers[1]
+    for alpha in (0.0, 1.5, 7.0):
+        with torch.no_grad():
+            radial.alpha.fill_(alpha)
+            radial.c.fill_(0.5 * math.log(d))
+            nll = flow.nll(x)
+            s = torch.linalg.svdvals(flow.jacobian(x))
+        expected = d / 2 - d / 2 * math.log(d) + d / 2 * math.log(2 * math.pi) - alpha
+        assert nll.item() == pytest.approx(expected, abs=1e-10)
+        torch.testing.assert_close(s[:, 0], torch.full((50,), math.exp(alpha) * math.sqrt(d), dtype=torch.float64))
+        torch.testing.assert_close(s[:, 1:], torch.full((50, d - 1), math.sqrt(d), dtype=torch.float64))
 
 
 def test_float32_flow_keeps_its_dtype():

@@ -590,6 +590,27 @@ def test_the_law_on_a_real_linear_flow_on_a_line():
     assert verdict == "FAIL", o.detail
 
 
+def test_the_law_on_a_real_radial_flow_on_a_sphere():
+    """The sphere's counterpart (docs/theory.md §2.4.1): the radial flow follows the sphere's normal
+    (the radius) at every point, so its unregularized run is on the law −1 (D − d = 1) too; a short
+    real training (about 1 s)."""
+    import torch
+
+    from flowtheory.datasets.manifolds import sphere
+    from flowtheory.science.flows import build_flow
+    from flowtheory.science.stabilizers import Stabilizer
+    from flowtheory.science.training import TrainConfig, train
+
+    X = torch.as_tensor(sphere(1_100, np.random.default_rng(0)).x, dtype=torch.float64)
+    flow = build_flow({"kind": "radial"}, 3, seed=0)
+    cfg = TrainConfig(60, lr=1e-2)
+    result = train(flow, X[:1_000], X[1_000:], Stabilizer("none", "none", 0.0), cfg, seed=0, log=lambda _: None)
+    history = {k: [row.get(k) for row in result.history] for k in ("epoch", "train_nll", "smax")}
+    verdict, _, o = _law(history, d=3, k=2)
+    assert verdict == "PASS", o.detail
+    assert o.detail["runs"]["none/seed0"]["slope"] == pytest.approx(-1.0, abs=0.05)
+
+
 def test_a_history_too_short_for_the_law_has_not_gone_far_enough():
     verdict, _, o = _law(_history(-1.0, epochs=3), train=_train(status="not_converged"))
     assert verdict == "NOT_FAR_ENOUGH" and "too short" in o.notes["none/seed0"]

@@ -38,6 +38,7 @@ __all__ = [
     "Flow",
     "Logit",
     "Permutation",
+    "Radial",
     "ZukoFlow",
     "affine_gaussian_nll",
     "build_flow",
@@ -285,6 +286,54 @@ class Elementwise(Bijector):
     def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out, logd = self._value_and_logderiv(h)
         return out, logd.sum(-1), torch.exp(logd)[..., None] * J
+
+
+class Radial(Bijector):
+    r"""A radial power map :math:`h' = \rho(r)\, h / r` with :math:`r = |h|` and
+    :math:`\log \rho(r) = a \log r + c`, :math:`a = e^{\alpha} > 0` (docs/theory.md §2.4.1).
+
+    Its Jacobian is :math:`(\rho/r)\,(I + (a - 1)\, u u^\top)`, :math:`u = h / r`: singular value
+    :math:`a \rho / r` along the radius and :math:`\rho / r` in the d − 1 directions across it, so
+    :math:`\log|\det| = \alpha + d\,((a - 1) \log r + c)`. Both start at 0 (the identity).
+    """
+
+    def __init__(self, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros((), dtype=dtype))
+        self.c = nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def _parts(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(a, log r, log(ρ / r), u)``."""
+        a = torch.exp(self.alpha)
+        r = torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+        log_r = torch.log(r)
+        return a, log_r, (a - 1) * log_r + self.c, h / r
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        _, _, log_scale, _ = self._parts(h)
+        return h * torch.exp(log_scale), self.alpha + h.shape[-1] * log_scale[..., 0]
+
+    def inverse(self, h: Tensor) -> Tensor:
+        a = torch.exp(self.alpha)
+        log_rho = torch.log(torch.linalg.vector_norm(h, dim=-1, keepdim=True))
+        log_r = (log_rho - self.c) / a
+        return h * torch.exp(log_r - log_rho)
+
+    def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, _, log_scale, u = self._parts(h)
+        scale = torch.exp(log_scale)
+        # (ρ/r)(I + (a − 1) u uᵀ) J without forming the d × d matrix
+        uJ = torch.einsum("...i,...ij->...j", u, J)
+        out_J = scale[..., None] * (J + (a - 1) * u[..., :, None] * uJ[..., None, :])
+        return h * scale, self.alpha + h.shape[-1] * log_scale[..., 0], out_J
+
+    def jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
+        out, _, J = self.forward_and_jac(h, J)
+        return out, J
+
+    def jvp(self, h: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out, ladj, Jv = self.forward_and_jac(h, v[..., None])
+        return out, ladj, Jv[..., 0]
 
 
 class BatchNorm(Bijector):
@@ -707,6 +756,8 @@ def build_flow(spec: dict, d: int, dtype: torch.dtype = torch.float64, seed: int
                     layers.append(BatchNorm(d, dtype))
                 layers.append(Elementwise(spec.get("activation", "sinh")))
         return Flow(layers, d)
+    if kind == "radial":  # an affine layer (centre and axes), then the radial power map
+        return Flow([Affine(torch.eye(d, dtype=dtype), spec.get("logdet", "slogdet")), Radial(dtype)], d)
     if kind == "realnvp":
         n_masked = spec.get("n_masked", d // 2) or 1
         hidden = spec.get("hidden", [64, 64])

@@ -115,6 +115,16 @@ FLOW_REGISTRY: dict[str, FlowKind] = {
         layers=_mlp_layers,
         affine=lambda flow: flow.get("hidden_layers", 3) + 1,
     ),
+    "radial": FlowKind(
+        "radial",
+        linear=False,
+        weight_penalty=False,
+        smooth=True,
+        source="ours",
+        parameters=lambda flow, d: d * d + d + 2,
+        layers=lambda flow: 2,
+        affine=lambda flow: 1,
+    ),
     "realnvp": FlowKind(
         "realnvp",
         linear=False,

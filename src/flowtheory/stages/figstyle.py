@@ -229,15 +229,16 @@ _OTHER_CMAP = "Purples"
 _LAM_LOG10 = (-4.0, 0.0)
 
 #: flow families in legend order, their names and markers
-FAMILIES = ("linear", "mlp", "realnvp", "zuko_maf", "zuko_nsf")
+FAMILIES = ("linear", "radial", "mlp", "realnvp", "zuko_maf", "zuko_nsf")
 FAMILY_LABELS = {
     "linear": "linear",
+    "radial": "radial",
     "mlp": "MLP",
     "realnvp": "RealNVP",
     "zuko_maf": "MAF (zuko)",
     "zuko_nsf": "NSF (zuko)",
 }
-_MARKERS = {"linear": "s", "mlp": "o", "realnvp": "^", "zuko_maf": "D", "zuko_nsf": "v"}
+_MARKERS = {"linear": "s", "radial": "X", "mlp": "o", "realnvp": "^", "zuko_maf": "D", "zuko_nsf": "v"}
 
 #: one style per role of a reference line
 REF = {
