@@ -151,6 +151,7 @@ PAPER_SCOPE = {
         "circle_nsf_none": ["none"],
         "sphere_nsf_none": ["none"],
         "sphere_realnvp_none": ["none"],
+        "sphere_radial_none": ["none"],
     },
     "regularized_stable_weight": {
         "line_linear": ["weight_1e-1"],
