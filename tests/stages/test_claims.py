@@ -563,30 +563,33 @@ def test_the_law_with_an_unknown_number_of_normal_directions():
     assert _law(_history(-0.5), d=196, k=None)[0] == "NOT_FAR_ENOUGH"
 
 
-def test_the_law_on_a_real_linear_flow_on_a_line():
-    """A short real training (0.3 s): the unregularized linear flow on a line is on the law
-    d NLL / d log s_max = −1 (D − d = 1); a weight-penalized one (λ = 1: its plateau s = 1/√λ is
-    reached within the run), labelled converged, sits at a finite optimum."""
+def _real_history(flow_kind, X, kind, lam):
+    """The law's history of a short real training (60 epochs at rate 1e-2, seed 0) of ``flow_kind``
+    on the first 1,000 points of ``X``, validated on the rest."""
     import torch
 
-    from flowtheory.datasets.toys import line
     from flowtheory.science.flows import build_flow
     from flowtheory.science.stabilizers import Stabilizer
     from flowtheory.science.training import TrainConfig, train
 
-    X, _ = line(1_100, np.random.default_rng(0), slope=0.5)
     X = torch.as_tensor(X, dtype=torch.float64)
+    flow = build_flow({"kind": flow_kind}, X.shape[1], seed=0)
+    cfg = TrainConfig(60, lr=1e-2)
+    result = train(flow, X[:1_000], X[1_000:], Stabilizer(kind, kind, lam), cfg, seed=0, log=lambda _: None)
+    return {k: [row.get(k) for row in result.history] for k in ("epoch", "train_nll", "smax")}
 
-    def history(kind, lam):
-        flow = build_flow({"kind": "linear"}, 2, seed=0)
-        cfg = TrainConfig(60, lr=1e-2)
-        result = train(flow, X[:1_000], X[1_000:], Stabilizer(kind, kind, lam), cfg, seed=0, log=lambda _: None)
-        return {k: [row.get(k) for row in result.history] for k in ("epoch", "train_nll", "smax")}
 
-    verdict, s, o = _law(history("none", 0.0))
+def test_the_law_on_a_real_linear_flow_on_a_line():
+    """A short real training (0.3 s): the unregularized linear flow on a line is on the law
+    d NLL / d log s_max = −1 (D − d = 1); a weight-penalized one (λ = 1: its plateau s = 1/√λ is
+    reached within the run), labelled converged, sits at a finite optimum."""
+    from flowtheory.datasets.toys import line
+
+    X, _ = line(1_100, np.random.default_rng(0), slope=0.5)
+    verdict, s, o = _law(_real_history("linear", X, "none", 0.0))
     assert verdict == "PASS", o.detail
     assert o.detail["runs"]["none/seed0"]["slope"] == pytest.approx(-1.0, abs=0.05)
-    verdict, _, o = _law(history("weight", 1.0), train=_train())
+    verdict, _, o = _law(_real_history("linear", X, "weight", 1.0), train=_train())
     assert verdict == "FAIL", o.detail
 
 
@@ -594,19 +597,9 @@ def test_the_law_on_a_real_radial_flow_on_a_sphere():
     """The sphere's counterpart (docs/theory.md §2.4.1): the radial flow follows the sphere's normal
     (the radius) at every point, so its unregularized run is on the law −1 (D − d = 1) too; a short
     real training (about 1 s)."""
-    import torch
-
     from flowtheory.datasets.manifolds import sphere
-    from flowtheory.science.flows import build_flow
-    from flowtheory.science.stabilizers import Stabilizer
-    from flowtheory.science.training import TrainConfig, train
 
-    X = torch.as_tensor(sphere(1_100, np.random.default_rng(0)).x, dtype=torch.float64)
-    flow = build_flow({"kind": "radial"}, 3, seed=0)
-    cfg = TrainConfig(60, lr=1e-2)
-    result = train(flow, X[:1_000], X[1_000:], Stabilizer("none", "none", 0.0), cfg, seed=0, log=lambda _: None)
-    history = {k: [row.get(k) for row in result.history] for k in ("epoch", "train_nll", "smax")}
-    verdict, _, o = _law(history, d=3, k=2)
+    verdict, _, o = _law(_real_history("radial", sphere(1_100, np.random.default_rng(0)).x, "none", 0.0), d=3, k=2)
     assert verdict == "PASS", o.detail
     assert o.detail["runs"]["none/seed0"]["slope"] == pytest.approx(-1.0, abs=0.05)
 

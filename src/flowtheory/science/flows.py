@@ -10,7 +10,7 @@ A flow is a stack of :class:`Bijector` layers in normalizing order. Every layer 
 together with its log|det| (so nobody computes ``y`` without it) and can push a tangent
 (:meth:`Bijector.jvp`, used by the Hutchinson Jacobian penalty) or a full Jacobian
 (:meth:`Bijector.jac`, used by the exact penalty, the covariance analysis and the components)
-through itself. Affine, element-wise, batch-norm, permutation and coupling layers do both
+through itself. Affine, element-wise, batch-norm, radial, permutation and coupling layers do both
 analytically (the couplings through their ReLU MLP's masks and weights, as the authors'
 ``realnvp.py`` does); zuko flows fall back to autograd.
 """
@@ -302,15 +302,14 @@ class Radial(Bijector):
         self.alpha = nn.Parameter(torch.zeros((), dtype=dtype))
         self.c = nn.Parameter(torch.zeros((), dtype=dtype))
 
-    def _parts(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(a, log r, log(ρ / r), u)``."""
+    def _log_scale(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(a, log(ρ / r), r)``, the last two of shape (n, 1)."""
         a = torch.exp(self.alpha)
         r = torch.linalg.vector_norm(h, dim=-1, keepdim=True)
-        log_r = torch.log(r)
-        return a, log_r, (a - 1) * log_r + self.c, h / r
+        return a, (a - 1) * torch.log(r) + self.c, r
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        _, _, log_scale, _ = self._parts(h)
+        _, log_scale, _ = self._log_scale(h)
         return h * torch.exp(log_scale), self.alpha + h.shape[-1] * log_scale[..., 0]
 
     def inverse(self, h: Tensor) -> Tensor:
@@ -320,8 +319,8 @@ class Radial(Bijector):
         return h * torch.exp(log_r - log_rho)
 
     def forward_and_jac(self, h: Tensor, J: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        a, _, log_scale, u = self._parts(h)
-        scale = torch.exp(log_scale)
+        a, log_scale, r = self._log_scale(h)
+        scale, u = torch.exp(log_scale), h / r
         # (ρ/r)(I + (a − 1) u uᵀ) J without forming the d × d matrix
         uJ = torch.einsum("...i,...ij->...j", u, J)
         out_J = scale[..., None] * (J + (a - 1) * u[..., :, None] * uJ[..., None, :])
